@@ -1,0 +1,119 @@
+// Command vrelay relays VMware vCenter, Horizon and CloudEvents webhook
+// events through NATS JetStream to Knative, HTTP and other sinks, durably.
+//
+//	vrelay run -config vrelay.yaml [-role all|producers|consumers] [-log-level info] [-log-json]
+//	vrelay validate -config vrelay.yaml
+//	vrelay version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `vrelay relays VMware events through NATS JetStream to sinks.
+
+Usage:
+  vrelay run      -config FILE [-role all|producers|consumers] [-log-level LEVEL] [-log-json]
+  vrelay validate -config FILE
+  vrelay version
+
+Run "vrelay COMMAND -h" for the flags of a command.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "vrelay", versionString())
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "vrelay: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "vrelay.yaml", "configuration `file`")
+	role := fs.String("role", roleAll, "what to run: all, producers (sources only) or consumers (routes only)")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	asJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *asJSON)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay:", err)
+		return 2
+	}
+	switch *role {
+	case roleAll, roleProducers, roleConsumers:
+	default:
+		fmt.Fprintf(stderr, "vrelay: -role %q is not one of all, producers, consumers\n", *role)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := runVrelay(ctx, *configPath, *role, log); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return 0
+		}
+		var fe interface{ Problems() []string }
+		if errors.As(err, &fe) {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		log.Error("vrelay stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string, asJSON bool) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

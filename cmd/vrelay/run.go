@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/consumers/httpsink"
+	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/internal/config"
+	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/producers/webhook"
+	"github.com/vrelay/vrelay/streams"
+)
+
+const (
+	roleAll       = "all"
+	roleProducers = "producers"
+	roleConsumers = "consumers"
+)
+
+// runVrelay runs until ctx is done or a component fails for good. The
+// order of start-up is: NATS, topology, routes, then sources, so that no
+// route misses the first events; shutdown runs in reverse.
+func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log.Info("starting vrelay", "version", versionString(), "config", path, "role", role,
+		"sources", len(cfg.Sources), "routes", len(cfg.Routes))
+
+	nc, shutdownNATS, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownNATS()
+
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(10*time.Second),
+		jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ensureTopology(ctx, js, cfg.Streams, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	g, gctx := errgroup.WithContext(ctx)
+	ready := &readiness{nc: nc, js: js, started: make(chan struct{})}
+	if cfg.HTTP.Listen != "off" {
+		srv, ln, err := opsServer(cfg.HTTP.Listen, reg, ready)
+		if err != nil {
+			return err
+		}
+		log.Info("operations endpoint listening", "addr", ln.Addr().String())
+		g.Go(func() error { return serveUntil(gctx, srv, ln, cfg.ShutdownTimeout) })
+	}
+
+	if role != roleProducers {
+		metrics := consumers.NewMetrics(reg)
+		for _, r := range cfg.Routes {
+			sink, err := newSink(r.Sink, log.With("route", r.Name))
+			if err != nil {
+				return fmt.Errorf("routes %q: sink: %w", r.Name, err)
+			}
+			d, err := consumers.NewDispatcher(js, consumers.Route{
+				Name:     r.Name,
+				Subjects: r.Subjects,
+				Filter:   r.CompiledFilter(),
+				Delivery: r.Delivery,
+			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics))
+			if err != nil {
+				return err
+			}
+			// Create the consumer before any source starts, so a new route
+			// with startAt "new" sees the first events.
+			if _, err := d.Ensure(ctx); err != nil {
+				return err
+			}
+			g.Go(func() error { return d.Run(gctx) })
+		}
+	}
+
+	if role != roleConsumers {
+		metrics := producers.NewMetrics(reg)
+		for _, s := range cfg.Sources {
+			src, scope, err := newSource(s, reg, log)
+			if err != nil {
+				return fmt.Errorf("sources %q: %w", s.Name, err)
+			}
+			scope.Root = cfg.Streams.SubjectRoot
+			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
+			g.Go(func() error {
+				if err := src.Run(gctx, pub); err != nil && !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("source %s/%s: %w", s.Type, s.Name, err)
+				}
+				return gctx.Err()
+			})
+		}
+	}
+	ready.set()
+	log.Info("vrelay running")
+
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		log.Info("vrelay stopped")
+		return ctx.Err()
+	}
+	return err
+}
+
+// connectNATS starts the embedded server or dials the external one. The
+// returned function closes the connection and stops the embedded server.
+func connectNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, func(), error) {
+	if ext := cfg.NATS.External; ext != nil {
+		nc, err := ext.Connect(log.With("component", "nats"), "vrelay")
+		if err != nil {
+			return nil, nil, err
+		}
+		return nc, func() { drain(nc, cfg.ShutdownTimeout, log) }, nil
+	}
+	srv, err := streams.StartEmbedded(*cfg.NATS.Embedded, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := srv.Connect(streams.ConnOptions(log.With("component", "nats"), "vrelay")...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	return nc, func() {
+		drain(nc, cfg.ShutdownTimeout, log)
+		srv.Shutdown()
+		log.Info("embedded nats-server stopped")
+	}, nil
+}
+
+// drain flushes what the connection still has to send (acks, naks) and
+// closes it.
+func drain(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(timeout):
+		log.Warn("nats drain timed out")
+		nc.Close()
+	}
+}
+
+// ensureTopology creates the streams and buckets, retrying while NATS is
+// still coming up (a clustered NATS may start after vrelay).
+func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) error {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := streams.Ensure(ectx, js, cfg, log)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !retryableEnsure(err) || attempt >= 20 {
+			return fmt.Errorf("set up jetstream: %w", err)
+		}
+		log.Warn("jetstream not ready, retrying", "err", err, "attempt", attempt)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+func retryableEnsure(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoServers) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+func newSink(s config.Sink, log *slog.Logger) (consumers.Sink, error) {
+	switch s.Type {
+	case config.SinkHTTP:
+		return httpsink.New(*s.HTTP, httpsink.WithLogger(log))
+	case config.SinkLog:
+		return logsink.New(*s.Log)
+	default:
+		return nil, fmt.Errorf("unknown sink type %q", s.Type)
+	}
+}
+
+func newSource(s config.Source, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
+	scope := producers.Scope{Provider: s.Type, Source: s.Name}
+	switch s.Type {
+	case config.SourceWebhook:
+		src, err := webhook.New(*s.Webhook,
+			webhook.WithName(s.Name),
+			webhook.WithLogger(log),
+			webhook.WithRegisterer(reg))
+		return src, scope, err
+	default:
+		return nil, scope, fmt.Errorf("unknown source type %q", s.Type)
+	}
+}
+
+// readiness answers /readyz: started, connected, and JetStream answering.
+type readiness struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	started chan struct{}
+}
+
+func (r *readiness) set() { close(r.started) }
+
+func (r *readiness) check(ctx context.Context) error {
+	select {
+	case <-r.started:
+	default:
+		return errors.New("starting")
+	}
+	if !r.nc.IsConnected() {
+		return fmt.Errorf("nats %s", r.nc.Status())
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := r.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready.check(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http.listen: %w", err)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+// serveUntil serves until ctx is done, then shuts the server down.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("operations endpoint: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-errc
+	return ctx.Err()
+}

@@ -1,0 +1,120 @@
+package consumers
+
+import (
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/vrelay/vrelay/internal/cfgerr"
+)
+
+// Delivery is a route's delivery policy: the `delivery` section of a route.
+type Delivery struct {
+	// MaxInFlight is how many events the route sends at once. Default 16.
+	MaxInFlight int `yaml:"maxInFlight"`
+	// MaxAttempts is how many times an event is sent before a retryable
+	// failure sends it to the dead-letter stream. Default 20 (with the
+	// default backoff, 45 to 60 minutes of sink outage).
+	MaxAttempts int `yaml:"maxAttempts"`
+	// SendTimeout bounds one delivery attempt. Default "30s"; must be shorter
+	// than AckWait.
+	SendTimeout time.Duration `yaml:"sendTimeout"`
+	// AckWait is how long JetStream waits for an answer before it hands the
+	// event to another vrelay replica. Default "60s".
+	AckWait time.Duration `yaml:"ackWait"`
+	// Backoff spaces retries of retryable failures.
+	Backoff Backoff `yaml:"backoff"`
+	// MaxAckPending caps the events that are sent, waiting to be retried or
+	// being retried across all replicas; beyond it the route waits, which
+	// keeps a broken sink from pulling the whole stream into retry.
+	// Default 1000 (at least 4 × maxInFlight).
+	MaxAckPending int `yaml:"maxAckPending"`
+	// StartAt says where a new route starts reading: "new" (events stored
+	// from now on, the default) or "all" (everything the stream still holds).
+	// It applies only when the route's durable consumer is created; a route
+	// that exists resumes where it stopped.
+	StartAt string `yaml:"startAt"`
+}
+
+// Backoff is exponential with jitter: attempt n waits a random time between
+// half and all of min(Initial × 2^(n-1), Max). A sink's Retry-After is
+// honoured up to Max.
+type Backoff struct {
+	// Initial is the pause after the first failure. Default "1s".
+	Initial time.Duration `yaml:"initial"`
+	// Max caps the pause and a sink's Retry-After. Default "5m".
+	Max time.Duration `yaml:"max"`
+}
+
+// Values of [Delivery.StartAt].
+const (
+	StartAtNew = "new"
+	StartAtAll = "all"
+)
+
+// SetDefaults fills unset fields with their defaults.
+func (d *Delivery) SetDefaults() {
+	if d.MaxInFlight == 0 {
+		d.MaxInFlight = 16
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = 20
+	}
+	if d.SendTimeout == 0 {
+		d.SendTimeout = 30 * time.Second
+	}
+	if d.AckWait == 0 {
+		d.AckWait = 60 * time.Second
+		if d.AckWait <= d.SendTimeout {
+			d.AckWait = 2 * d.SendTimeout
+		}
+	}
+	if d.Backoff.Initial == 0 {
+		d.Backoff.Initial = time.Second
+	}
+	if d.Backoff.Max == 0 {
+		d.Backoff.Max = 5 * time.Minute
+	}
+	if d.MaxAckPending == 0 {
+		d.MaxAckPending = max(1000, 4*d.MaxInFlight)
+	}
+	if d.StartAt == "" {
+		d.StartAt = StartAtNew
+	}
+}
+
+// Validate reports every problem at once, with paths relative to the section.
+func (d Delivery) Validate() error {
+	var errs []error
+	if d.MaxInFlight < 1 || d.MaxInFlight > 4096 {
+		errs = append(errs, cfgerr.New("maxInFlight", "must be between 1 and 4096"))
+	}
+	if d.MaxAttempts < 1 {
+		errs = append(errs, cfgerr.New("maxAttempts", "must be at least 1"))
+	}
+	if d.SendTimeout <= 0 {
+		errs = append(errs, cfgerr.New("sendTimeout", "must be positive"))
+	}
+	if d.AckWait <= d.SendTimeout {
+		errs = append(errs, cfgerr.Newf("ackWait", "must be longer than sendTimeout (%s), or JetStream redelivers events still being sent", d.SendTimeout))
+	}
+	if d.Backoff.Initial <= 0 {
+		errs = append(errs, cfgerr.New("backoff.initial", "must be positive"))
+	}
+	if d.Backoff.Max < d.Backoff.Initial {
+		errs = append(errs, cfgerr.New("backoff.max", "must not be shorter than backoff.initial"))
+	}
+	if d.MaxAckPending < d.MaxInFlight {
+		errs = append(errs, cfgerr.New("maxAckPending", "must be at least maxInFlight"))
+	}
+	if d.StartAt != StartAtNew && d.StartAt != StartAtAll {
+		errs = append(errs, cfgerr.Newf("startAt", "%q is not one of new, all", d.StartAt))
+	}
+	return errors.Join(errs...)
+}
+
+var routeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidRouteName reports whether name can name a route: it becomes a durable
+// consumer name and a subject token, so only letters, digits, '-' and '_'.
+func ValidRouteName(name string) bool { return routeName.MatchString(name) }

@@ -1,0 +1,428 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrelay/vrelay/filters"
+	"github.com/vrelay/vrelay/streams"
+)
+
+// Headers a dead letter carries besides the original message's own.
+const (
+	HeaderRoute       = "Vrelay-Route"
+	HeaderReason      = "Vrelay-Reason"
+	HeaderAttempts    = "Vrelay-Attempts"
+	HeaderSubject     = "Vrelay-Original-Subject"
+	HeaderStream      = "Vrelay-Original-Stream"
+	HeaderSequence    = "Vrelay-Stream-Sequence"
+	HeaderStoredAt    = "Vrelay-Stored-At"
+	HeaderFailedAt    = "Vrelay-Failed-At"
+	HeaderFailureKind = "Vrelay-Failure"
+)
+
+// Failure kinds in the HeaderFailureKind header.
+const (
+	FailurePermanent = "permanent"
+	FailureExhausted = "attempts-exhausted"
+	FailureDecode    = "undecodable"
+)
+
+// Route is what a [Dispatcher] needs to know of a route.
+type Route struct {
+	// Name names the route, its durable consumer and its dead-letter subject.
+	Name string
+	// Subjects are the server-side filter; empty means every event.
+	Subjects []string
+	// Filter, if not nil, is applied to each event; events that do not match
+	// are acked without delivery.
+	Filter *filters.Filter
+	// Delivery is the delivery policy; zero fields take their defaults.
+	Delivery Delivery
+}
+
+// Dispatcher delivers one route: it ties a durable JetStream pull consumer
+// to a filter and a [Sink] and decides, for each event, to ack, retry later
+// or dead-letter.
+//
+//	| Sink result                         | action                              |
+//	|-------------------------------------|-------------------------------------|
+//	| nil, or filtered out                | Ack                                 |
+//	| Permanent, or undecodable payload   | dead-letter, then Term              |
+//	| retryable, attempts left            | NakWithDelay(backoff or Retry-After)|
+//	| retryable, last attempt             | dead-letter, then Term              |
+//	| dead-letter publish fails           | Nak: tried again, never dropped     |
+//
+// An event is acked only after the sink accepted it or the dead-letter
+// stream stored it. The consumer has no MaxDeliver: the dispatcher counts
+// attempts itself, so a crash on the last attempt, or a failed dead-letter
+// publish, never lets JetStream give up on an event silently.
+type Dispatcher struct {
+	js      jetstream.JetStream
+	route   Route
+	sink    Sink
+	log     *slog.Logger
+	metrics *Metrics
+	stream  string
+
+	filterErrLog rateLimited
+}
+
+// NewDispatcher returns the dispatcher of route r delivering to sink.
+func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (*Dispatcher, error) {
+	o := newOptions(opts)
+	r.Delivery.SetDefaults()
+	if !ValidRouteName(r.Name) {
+		return nil, fmt.Errorf("route name %q: only letters, digits, '-' and '_' (at most 64)", r.Name)
+	}
+	if err := r.Delivery.Validate(); err != nil {
+		return nil, fmt.Errorf("route %s: delivery: %w", r.Name, err)
+	}
+	if len(r.Subjects) == 0 {
+		r.Subjects = []string{streams.DefaultRoot + ".>"}
+	}
+	return &Dispatcher{
+		js:           js,
+		route:        r,
+		sink:         sink,
+		log:          o.log.With("route", r.Name),
+		metrics:      o.metrics,
+		stream:       o.stream,
+		filterErrLog: rateLimited{every: 10 * time.Second},
+	}, nil
+}
+
+// ConsumerConfig is the durable consumer of the route.
+func (d *Dispatcher) ConsumerConfig() jetstream.ConsumerConfig {
+	dl := d.route.Delivery
+	policy := jetstream.DeliverNewPolicy
+	if dl.StartAt == StartAtAll {
+		policy = jetstream.DeliverAllPolicy
+	}
+	return jetstream.ConsumerConfig{
+		Durable:        d.route.Name,
+		Description:    "vrelay route " + d.route.Name,
+		FilterSubjects: d.route.Subjects,
+		DeliverPolicy:  policy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        dl.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  dl.MaxAckPending,
+	}
+}
+
+// Ensure creates the route's durable consumer, or updates it to the route's
+// settings. The start position of an existing consumer is kept.
+func (d *Dispatcher) Ensure(ctx context.Context) (jetstream.Consumer, error) {
+	cc := d.ConsumerConfig()
+	if c, err := d.js.Consumer(ctx, d.stream, cc.Durable); err == nil {
+		have := c.CachedInfo().Config
+		cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
+	}
+	c, err := d.js.CreateOrUpdateConsumer(ctx, d.stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, d.stream, err)
+	}
+	return c, nil
+}
+
+// Run delivers until ctx is done, then stops pulling, lets the sends under
+// way finish (at most shutdownTimeout, see [WithShutdownTimeout]), returns
+// events it had not started to JetStream at once, and returns ctx.Err().
+// Events whose send was cut short are redelivered: nothing is acked on the
+// way out.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	cons, err := d.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	dl := d.route.Delivery
+	it, err := cons.Messages(jetstream.PullMaxMessages(dl.MaxInFlight))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", d.route.Name, err)
+	}
+	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight)
+
+	// Sends run on their own context, so that SIGTERM lets them finish.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.watchPending(ctx, cons) })
+	stopping := context.AfterFunc(ctx, it.Drain)
+	defer stopping()
+
+	sem := make(chan struct{}, dl.MaxInFlight)
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if err != nil {
+			d.log.Warn("pull from consumer", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Drained after shutdown began: give it back at once.
+			_ = msg.Nak()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d.handle(sendCtx, msg)
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d.shutdownTimeout())
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		d.log.Warn("sends still under way at shutdown timeout; they will be redelivered")
+		cancelSends()
+		<-done
+	}
+	d.log.Info("route stopped")
+	return ctx.Err()
+}
+
+func (d *Dispatcher) shutdownTimeout() time.Duration {
+	return d.route.Delivery.SendTimeout
+}
+
+// handle takes one message to its outcome. It never returns without having
+// acked, naked or termed the message, except when the connection is gone, in
+// which case JetStream redelivers after AckWait.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		d.log.Error("message without jetstream metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	ev, err := streams.Decode(msg.Data())
+	if err != nil {
+		d.deadLetter(ctx, msg, meta, FailureDecode, err)
+		return
+	}
+	if f := d.route.Filter; f != nil {
+		ok, err := f.Match(ev)
+		var dataErr *filters.DataError
+		switch {
+		case errors.As(err, &dataErr):
+			d.deadLetter(ctx, msg, meta, FailureDecode, err)
+			return
+		case err != nil:
+			d.metrics.outcome(d.route.Name, outcomeFilterError)
+			d.filterErrLog.do(func(suppressed int) {
+				d.log.Warn("filter failed at run time; event counted as not matching",
+					"err", err, "event_id", ev.ID(), "suppressed", suppressed)
+			})
+			d.ack(msg)
+			return
+		case !ok:
+			d.metrics.outcome(d.route.Name, outcomeFiltered)
+			d.ack(msg)
+			return
+		}
+	}
+	err = d.send(ctx, msg, ev)
+	switch {
+	case err == nil:
+		d.metrics.outcome(d.route.Name, outcomeDelivered)
+		d.metrics.latency(d.route.Name, time.Since(meta.Timestamp))
+		d.ack(msg)
+	case ctx.Err() != nil:
+		// Shutting down: hand the event back for another replica or the next start.
+		_ = msg.Nak()
+	case IsPermanent(err):
+		d.deadLetter(ctx, msg, meta, FailurePermanent, err)
+	case int(meta.NumDelivered) >= d.route.Delivery.MaxAttempts:
+		d.deadLetter(ctx, msg, meta, FailureExhausted, err)
+	default:
+		delay := d.backoff(int(meta.NumDelivered))
+		if ra, ok := RetryAfterDelay(err); ok && ra > delay {
+			delay = min(ra, d.route.Delivery.Backoff.Max)
+		}
+		d.metrics.outcome(d.route.Name, outcomeRetry)
+		d.log.Debug("delivery failed, will retry", "err", err, "event_id", ev.ID(),
+			"attempt", meta.NumDelivered, "retry_in", delay)
+		if err := msg.NakWithDelay(delay); err != nil {
+			d.log.Warn("nak failed; jetstream redelivers after ack wait", "err", err)
+		}
+	}
+}
+
+// send makes one attempt, telling JetStream the event is still being worked
+// on when the attempt outlasts half the ack wait.
+func (d *Dispatcher) send(ctx context.Context, msg jetstream.Msg, ev event.Event) error {
+	dl := d.route.Delivery
+	ctx, cancel := context.WithTimeout(ctx, dl.SendTimeout)
+	defer cancel()
+	progress := startProgress(msg, dl.AckWait/2)
+	defer progress.stop()
+	start := time.Now()
+	err := d.sink.Send(ctx, ev)
+	d.metrics.sendDuration(d.route.Name, time.Since(start))
+	return err
+}
+
+// deadLetter stores the event on the route's dead-letter subject and then
+// terms it. If the dead-letter stream does not take it, the event is naked
+// and will come back: it is never dropped.
+func (d *Dispatcher) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, kind string, cause error) {
+	reason := truncate(cause.Error(), 1024)
+	dl := nats.NewMsg(streams.DLQSubject(d.route.Name))
+	dl.Data = msg.Data()
+	for k, v := range msg.Headers() {
+		switch k {
+		case streams.HeaderMsgID, jetstream.ExpectedStreamHeader, jetstream.ExpectedLastSeqHeader,
+			jetstream.ExpectedLastSubjSeqHeader, jetstream.ExpectedLastMsgIDHeader:
+			continue
+		}
+		dl.Header[k] = v
+	}
+	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
+	dl.Header.Set(streams.HeaderMsgID, d.route.Name+":"+seq)
+	dl.Header.Set(HeaderRoute, d.route.Name)
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderFailureKind, kind)
+	dl.Header.Set(HeaderAttempts, strconv.FormatUint(meta.NumDelivered, 10))
+	dl.Header.Set(HeaderSubject, msg.Subject())
+	dl.Header.Set(HeaderStream, meta.Stream)
+	dl.Header.Set(HeaderSequence, seq)
+	dl.Header.Set(HeaderStoredAt, meta.Timestamp.UTC().Format(time.RFC3339Nano))
+	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+
+	pctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+	defer cancel()
+	if _, err := d.js.PublishMsg(pctx, dl, jetstream.WithExpectStream(streams.DLQStream)); err != nil {
+		d.metrics.dlqError(d.route.Name)
+		d.log.Error("dead-letter publish failed; event will be retried", "err", err, "stream_seq", meta.Sequence.Stream)
+		_ = msg.NakWithDelay(d.backoff(1))
+		return
+	}
+	d.metrics.outcome(d.route.Name, outcomeDeadLettered)
+	d.log.Warn("event dead-lettered", "failure", kind, "reason", reason,
+		"stream_seq", meta.Sequence.Stream, "attempts", meta.NumDelivered, "subject", msg.Subject())
+	if err := msg.TermWithReason(kind); err != nil {
+		// The dead letter is stored; a redelivery would store it again under
+		// the same Nats-Msg-Id, which the DLQ's duplicate window drops.
+		d.log.Warn("term after dead-letter failed", "err", err)
+	}
+}
+
+func (d *Dispatcher) ack(msg jetstream.Msg) {
+	if err := msg.Ack(); err != nil {
+		d.log.Warn("ack failed; jetstream redelivers after ack wait", "err", err)
+	}
+}
+
+// backoff returns the pause before attempt n+1: a random time between half
+// and all of min(Initial × 2^(n-1), Max).
+func (d *Dispatcher) backoff(n int) time.Duration {
+	b := d.route.Delivery.Backoff
+	base := b.Max
+	if n < 1 {
+		n = 1
+	}
+	if n <= 32 {
+		if v := b.Initial << (n - 1); v > 0 && v < b.Max {
+			base = v
+		}
+	}
+	half := base / 2
+	return half + rand.N(base-half+1)
+}
+
+// watchPending publishes the consumer's backlog as metrics.
+func (d *Dispatcher) watchPending(ctx context.Context, cons jetstream.Consumer) {
+	if d.metrics == nil {
+		return
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		if err == nil {
+			d.metrics.pending(d.route.Name, info.NumPending, info.NumAckPending)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// progress calls InProgress every period until stopped, so that JetStream
+// does not hand a slow send to another replica.
+type progress struct {
+	mu   sync.Mutex
+	t    *time.Timer
+	done bool
+}
+
+func startProgress(msg jetstream.Msg, every time.Duration) *progress {
+	p := &progress{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t = time.AfterFunc(every, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.done {
+			return
+		}
+		_ = msg.InProgress()
+		p.t.Reset(every)
+	})
+	return p
+}
+
+func (p *progress) stop() {
+	p.mu.Lock()
+	p.done = true
+	p.t.Stop()
+	p.mu.Unlock()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// rateLimited runs a log call at most once per period and tells it how many
+// calls it swallowed since.
+type rateLimited struct {
+	every      time.Duration
+	last       atomic.Int64
+	suppressed atomic.Int64
+}
+
+func (r *rateLimited) do(f func(suppressed int)) {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(r.every) || !r.last.CompareAndSwap(last, now) {
+		r.suppressed.Add(1)
+		return
+	}
+	f(int(r.suppressed.Swap(0)))
+}

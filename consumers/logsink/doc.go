@@ -1,0 +1,18 @@
+// Package logsink writes each event as one line of structured-mode
+// CloudEvent JSON to a stream (stdout by default), for debugging routes and
+// filters, for `kubectl logs`-driven pipelines, and as the sink of a dry run.
+//
+// Contract: [Sink.Send] writes the whole event, newline-terminated, in one
+// Write call under a lock, so concurrent sends never interleave lines. It
+// returns nil once the writer accepted the line, a retryable error if the
+// write failed (a closed pipe may come back), and a [consumers.Permanent]
+// error if the event cannot be encoded. A write cannot be interrupted: a
+// writer that blocks (a full pipe nobody reads) blocks Send until it drains,
+// whatever ctx says.
+//
+//	s, err := logsink.New(logsink.Config{Output: "stderr"})
+//	if err != nil {
+//		return cfgerr.Prefix("routes[0].sink.log", err)
+//	}
+//	err = s.Send(ctx, ev) // {"specversion":"1.0","id":"8201",...}\n on stderr
+package logsink

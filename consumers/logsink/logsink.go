@@ -1,0 +1,107 @@
+package logsink
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/binding/format"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/internal/cfgerr"
+)
+
+// Outputs a Config may name.
+const (
+	OutputStdout = "stdout"
+	OutputStderr = "stderr"
+)
+
+// Config is the operator's configuration of a log sink.
+//
+//	output: stderr
+type Config struct {
+	// Output is the stream events are written to: "stdout" (default) or
+	// "stderr". Use stderr when vrelay's own logs go to stdout, or the
+	// other way round, to keep events apart from log records.
+	Output string `yaml:"output"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Output == "" {
+		c.Output = OutputStdout
+	}
+}
+
+// Validate reports every problem with c, as cfgerr field errors relative to
+// the sink ("output").
+func (c Config) Validate() error {
+	switch c.Output {
+	case "", OutputStdout, OutputStderr:
+		return nil
+	}
+	return cfgerr.Newf("output", "got %q, want %q or %q", c.Output, OutputStdout, OutputStderr)
+}
+
+// Option configures what code, not the operator, injects into a [Sink].
+type Option func(*options)
+
+type options struct {
+	w io.Writer
+}
+
+// WithWriter makes the sink write to w instead of Config.Output. Each line
+// reaches w in a single Write call, one call at a time.
+func WithWriter(w io.Writer) Option {
+	return func(o *options) { o.w = w }
+}
+
+// Sink writes one JSON CloudEvent per line. It is safe for concurrent use.
+type Sink struct {
+	mu sync.Mutex // serialises writes so lines never interleave
+	w  io.Writer
+}
+
+// New checks cfg and returns a sink writing to the stream it names, or to
+// the writer given by [WithWriter].
+func New(cfg Config, opts ...Option) (*Sink, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.w == nil {
+		o.w = os.Stdout
+		if cfg.Output == OutputStderr {
+			o.w = os.Stderr
+		}
+	}
+	return &Sink{w: o.w}, nil
+}
+
+// Send writes ev as one line of structured-mode JSON. An event that cannot
+// be encoded is [consumers.Permanent]; a failed write is retryable. If ctx
+// is already done, Send writes nothing and returns its error.
+func (s *Sink) Send(ctx context.Context, ev event.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	line, err := format.JSON.Marshal(&ev)
+	if err != nil {
+		return consumers.Permanent(fmt.Errorf("encode event %s: %w", ev.ID(), err))
+	}
+	line = append(line, '\n')
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(line); err != nil {
+		return fmt.Errorf("write event %s: %w", ev.ID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+package consumers
+
+import (
+	"log/slog"
+
+	"github.com/vrelay/vrelay/streams"
+)
+
+// Option changes what code injects into a [Dispatcher].
+type Option func(*options)
+
+type options struct {
+	log     *slog.Logger
+	metrics *Metrics
+	stream  string
+}
+
+func newOptions(opts []Option) options {
+	o := options{log: slog.New(slog.DiscardHandler), stream: streams.EventStream}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithMetrics sets where delivery figures are counted. Default: nowhere.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithStream reads events from another stream than streams.EventStream.
+func WithStream(name string) Option { return func(o *options) { o.stream = name } }

@@ -1,0 +1,79 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Sink delivers one event to one destination.
+//
+// Send makes exactly one delivery attempt and blocks until the destination
+// answered, ctx is done or the attempt failed. It returns nil when the
+// destination accepted the event, an error wrapped with [Permanent] when a
+// retry cannot help (the destination rejected the event), and any other
+// error when a retry may help. A [RetryAfter] error asks for a minimum delay
+// before the next attempt. Send must return promptly once ctx is done.
+//
+// Send is called concurrently from up to the route's in-flight limit of
+// goroutines. It never acks: the [Dispatcher] acks, naks or dead-letters on
+// the strength of the returned error. It must not retry internally: JetStream
+// redelivery is the only retry, so that attempts survive restarts and are
+// counted once.
+type Sink interface {
+	Send(ctx context.Context, ev event.Event) error
+}
+
+// PermanentError marks a delivery failure that a retry cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that no retry can fix, such as a 400 from
+// the destination. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// [Permanent]. Unclassified errors are retryable.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryAfterError is a retryable failure for which the destination named the
+// earliest time to try again (HTTP Retry-After).
+type RetryAfterError struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return e.Err.Error() + " (retry after " + e.Delay.String() + ")"
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter marks err as retryable no sooner than d from now.
+// RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryAfterError{Err: err, Delay: d}
+}
+
+// RetryAfterDelay returns the delay requested through [RetryAfter], if any.
+func RetryAfterDelay(err error) (time.Duration, bool) {
+	var r *RetryAfterError
+	if errors.As(err, &r) {
+		return r.Delay, true
+	}
+	return 0, false
+}

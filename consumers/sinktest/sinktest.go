@@ -1,0 +1,420 @@
+package sinktest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/vrelay/vrelay/consumers"
+)
+
+// Features states what the sink under test is meant to do where HTTP sinks
+// legitimately differ. The zero value describes a binary-mode sink for which
+// a 404 is permanent.
+type Features struct {
+	// Structured says the sink sends structured-mode CloudEvents (the JSON
+	// envelope as the body, Content-Type application/cloudevents+json) rather
+	// than binary mode (ce-* headers, the data as the body). The suite checks
+	// the mode it is told, so a sink sending the wrong one fails.
+	Structured bool
+
+	// Retry404 says a 404 is retryable, as for Knative, where a revision may
+	// not be ready yet (knative SelectiveRetry). Otherwise a 404 must be
+	// permanent like any other 4xx.
+	Retry404 bool
+}
+
+// guard bounds how long the suite waits for something that should happen
+// at once. It only stops a broken sink from hanging the test binary; no
+// assertion depends on how fast anything is.
+const guard = 20 * time.Second
+
+// Run runs the conformance suite against the sinks that newSink builds.
+// Subtests run in parallel; see the package documentation for what is
+// checked.
+func Run(t *testing.T, newSink func(t *testing.T, url string) consumers.Sink, f Features) {
+	t.Helper()
+	t.Run("Accepted", func(t *testing.T) { t.Parallel(); testAccepted(t, newSink) })
+	t.Run("Retryable", func(t *testing.T) { t.Parallel(); testRetryable(t, newSink, f) })
+	t.Run("RetryAfter", func(t *testing.T) { t.Parallel(); testRetryAfter(t, newSink) })
+	t.Run("Permanent", func(t *testing.T) { t.Parallel(); testPermanent(t, newSink, f) })
+	t.Run("ConnectionRefused", func(t *testing.T) { t.Parallel(); testConnectionRefused(t, newSink) })
+	t.Run("CancelStopsSend", func(t *testing.T) { t.Parallel(); testCancel(t, newSink) })
+	t.Run("EventArrives", func(t *testing.T) { t.Parallel(); testEventArrives(t, newSink, f) })
+}
+
+func testAccepted(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{name: "200", status: http.StatusOK},
+		{name: "201", status: http.StatusCreated},
+		{name: "202", status: http.StatusAccepted},
+		{name: "204", status: http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, statusHandler(tt.status, nil, "ok"))
+			s := newSink(t, srv.URL)
+			ev := newEvent("accepted-" + tt.name)
+			if err := s.Send(t.Context(), ev); err != nil {
+				t.Fatalf("Send() against %d: got error %v, want nil", tt.status, err)
+			}
+			reqs := srv.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("server got %d requests, want 1", len(reqs))
+			}
+			if reqs[0].method != http.MethodPost {
+				t.Errorf("request method: got %s, want POST", reqs[0].method)
+			}
+		})
+	}
+}
+
+func testRetryable(t *testing.T, newSink func(*testing.T, string) consumers.Sink, f Features) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{name: "500", status: http.StatusInternalServerError},
+		{name: "502", status: http.StatusBadGateway},
+		{name: "503", status: http.StatusServiceUnavailable},
+		{name: "504", status: http.StatusGatewayTimeout},
+		{name: "408", status: http.StatusRequestTimeout},
+		{name: "429", status: http.StatusTooManyRequests},
+	}
+	if f.Retry404 {
+		tests = append(tests, struct {
+			name   string
+			status int
+		}{name: "404", status: http.StatusNotFound})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, statusHandler(tt.status, nil, "try again later"))
+			s := newSink(t, srv.URL)
+			err := s.Send(t.Context(), newEvent("retryable-"+tt.name))
+			if err == nil {
+				t.Fatalf("Send() against %d: got nil, want a retryable error", tt.status)
+			}
+			if consumers.IsPermanent(err) {
+				t.Errorf("Send() against %d: got permanent error %q, want a retryable error", tt.status, err)
+			}
+			if !strings.Contains(err.Error(), strconv.Itoa(tt.status)) {
+				t.Errorf("Send() against %d: got error %q, want it to name the status code", tt.status, err)
+			}
+			if n := len(srv.requests()); n != 1 {
+				t.Errorf("server got %d requests, want 1 (a sink must not retry internally)", n)
+			}
+		})
+	}
+}
+
+func testRetryAfter(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
+	// An HTTP-date has one-second resolution and the sink reads its own clock
+	// after ours, so a date two hours ahead yields slightly less than two
+	// hours; a minute of slack absorbs a slow machine.
+	const ahead = 2 * time.Hour
+	date := time.Now().Add(ahead).UTC().Format(http.TimeFormat)
+
+	tests := []struct {
+		name    string
+		status  int
+		header  string
+		wantMin time.Duration
+		wantMax time.Duration
+	}{
+		{name: "429 seconds", status: http.StatusTooManyRequests, header: "3", wantMin: 3 * time.Second, wantMax: 3 * time.Second},
+		{name: "503 seconds", status: http.StatusServiceUnavailable, header: "3", wantMin: 3 * time.Second, wantMax: 3 * time.Second},
+		{name: "429 HTTP-date", status: http.StatusTooManyRequests, header: date, wantMin: ahead - time.Minute, wantMax: ahead},
+		{name: "503 HTTP-date", status: http.StatusServiceUnavailable, header: date, wantMin: ahead - time.Minute, wantMax: ahead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{"Retry-After": {tt.header}}
+			srv := startServer(t, statusHandler(tt.status, h, "slow down"))
+			s := newSink(t, srv.URL)
+			err := s.Send(t.Context(), newEvent("retry-after"))
+			if err == nil {
+				t.Fatalf("Send() against %d: got nil, want a retryable error", tt.status)
+			}
+			if consumers.IsPermanent(err) {
+				t.Errorf("Send() against %d: got permanent error %q, want a retryable error", tt.status, err)
+			}
+			d, ok := consumers.RetryAfterDelay(err)
+			if !ok {
+				t.Fatalf("RetryAfterDelay(%q) with Retry-After %q: got no delay, want %s", err, tt.header, tt.wantMax)
+			}
+			if d < tt.wantMin || d > tt.wantMax {
+				t.Errorf("RetryAfterDelay() with Retry-After %q: got %s, want between %s and %s", tt.header, d, tt.wantMin, tt.wantMax)
+			}
+		})
+	}
+}
+
+func testPermanent(t *testing.T, newSink func(*testing.T, string) consumers.Sink, f Features) {
+	tests := []struct {
+		name   string
+		status int
+	}{
+		{name: "400", status: http.StatusBadRequest},
+		{name: "401", status: http.StatusUnauthorized},
+		{name: "403", status: http.StatusForbidden},
+		{name: "409", status: http.StatusConflict},
+		{name: "413", status: http.StatusRequestEntityTooLarge},
+		{name: "422", status: http.StatusUnprocessableEntity},
+	}
+	if !f.Retry404 {
+		tests = append(tests, struct {
+			name   string
+			status int
+		}{name: "404", status: http.StatusNotFound})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, statusHandler(tt.status, nil, "rejected"))
+			s := newSink(t, srv.URL)
+			err := s.Send(t.Context(), newEvent("permanent-"+tt.name))
+			if err == nil {
+				t.Fatalf("Send() against %d: got nil, want a permanent error", tt.status)
+			}
+			if !consumers.IsPermanent(err) {
+				t.Errorf("Send() against %d: got retryable error %q, want a permanent error", tt.status, err)
+			}
+			if !strings.Contains(err.Error(), strconv.Itoa(tt.status)) {
+				t.Errorf("Send() against %d: got error %q, want it to name the status code", tt.status, err)
+			}
+			if n := len(srv.requests()); n != 1 {
+				t.Errorf("server got %d requests, want 1", n)
+			}
+		})
+	}
+}
+
+func testConnectionRefused(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
+	// Take a free port and give it back: nothing listens there any more.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t, url)
+	err = s.Send(t.Context(), newEvent("refused"))
+	if err == nil {
+		t.Fatalf("Send() to a closed port: got nil, want a retryable error")
+	}
+	if consumers.IsPermanent(err) {
+		t.Errorf("Send() to a closed port: got permanent error %q, want a retryable error", err)
+	}
+}
+
+func testCancel(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	// Cleanups run last-in first-out: free the handler before the server's
+	// Close waits for it.
+	t.Cleanup(func() { close(release) })
+	s := newSink(t, srv.URL)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Send(ctx, newEvent("hang")) }()
+
+	select {
+	case <-arrived:
+	case err := <-done:
+		t.Fatalf("Send() returned %v before the server answered, want it to wait", err)
+	case <-time.After(guard):
+		t.Fatalf("request did not reach the server within %s", guard)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("Send() after cancel: got nil, want a retryable error")
+		}
+		if consumers.IsPermanent(err) {
+			t.Errorf("Send() after cancel: got permanent error %q, want a retryable error", err)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Send() after cancel: got %q, want an error wrapping context.Canceled", err)
+		}
+	case <-time.After(guard):
+		t.Fatalf("Send() did not return within %s of ctx being cancelled", guard)
+	}
+}
+
+func testEventArrives(t *testing.T, newSink func(*testing.T, string) consumers.Sink, f Features) {
+	tests := []struct {
+		name        string
+		contentType string
+		data        []byte
+	}{
+		{
+			name:        "json",
+			contentType: event.ApplicationJSON,
+			data:        []byte(`{"Key":4242,"Vm":{"Name":"prod-web-01","Vm":{"Type":"VirtualMachine","Value":"vm-42"}},"FullFormattedMessage":"prod-web-01 on esx-01 is powered on \u00e9\u4e16"}`),
+		},
+		{
+			name:        "xml",
+			contentType: event.ApplicationXML,
+			data:        []byte(`<VmPoweredOnEvent><key>4242</key><fullFormattedMessage>prod-web-01 &amp; co</fullFormattedMessage></VmPoweredOnEvent>`),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, statusHandler(http.StatusAccepted, nil, ""))
+			s := newSink(t, srv.URL)
+			ev := newEvent("d3b07384-d9a0-4c1e-8f2e-" + tt.name)
+			ev.SetExtension("eventclass", "event")
+			if err := ev.SetData(tt.contentType, tt.data); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(t.Context(), ev); err != nil {
+				t.Fatalf("Send(): got error %v, want nil", err)
+			}
+			reqs := srv.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("server got %d requests, want 1", len(reqs))
+			}
+			req := reqs[0]
+
+			ct := req.header.Get("Content-Type")
+			if f.Structured {
+				if !strings.HasPrefix(ct, event.ApplicationCloudEventsJSON) {
+					t.Errorf("structured mode: got Content-Type %q, want %s", ct, event.ApplicationCloudEventsJSON)
+				}
+				var body struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal(req.body, &body); err != nil {
+					t.Fatalf("structured mode: body is not a JSON object: %v; body %q", err, req.body)
+				}
+				if body.ID != ev.ID() {
+					t.Errorf("structured mode: got \"id\" %q in the body, want %q", body.ID, ev.ID())
+				}
+			} else {
+				if got := req.header.Get("Ce-Id"); got != ev.ID() {
+					t.Errorf("binary mode: got ce-id header %q, want %q", got, ev.ID())
+				}
+				if !strings.HasPrefix(ct, tt.contentType) {
+					t.Errorf("binary mode: got Content-Type %q, want %s", ct, tt.contentType)
+				}
+				if !bytes.Equal(req.body, tt.data) {
+					t.Errorf("binary mode: got body %q, want the data %q", req.body, tt.data)
+				}
+			}
+
+			// Whatever the mode, a CloudEvents receiver must read back the
+			// event that was sent.
+			msg := cehttp.NewMessage(req.header.Clone(), io.NopCloser(bytes.NewReader(req.body)))
+			got, err := binding.ToEvent(t.Context(), msg)
+			if err != nil {
+				t.Fatalf("receiver cannot decode the request as a CloudEvent: %v", err)
+			}
+			if got.ID() != ev.ID() || got.Source() != ev.Source() || got.Type() != ev.Type() {
+				t.Errorf("received id/source/type: got %q/%q/%q, want %q/%q/%q",
+					got.ID(), got.Source(), got.Type(), ev.ID(), ev.Source(), ev.Type())
+			}
+			if v := got.Extensions()["eventclass"]; v != "event" {
+				t.Errorf("received extension eventclass: got %v, want \"event\"", v)
+			}
+			if !bytes.Equal(got.Data(), tt.data) {
+				t.Errorf("received data: got %q, want %q", got.Data(), tt.data)
+			}
+		})
+	}
+}
+
+func newEvent(id string) event.Event {
+	ev := event.New()
+	ev.SetID(id)
+	ev.SetSource("/sinktest/vc01")
+	ev.SetType("com.vmware.vsphere.VmPoweredOnEvent.v0")
+	ev.SetSubject("VmPoweredOnEvent")
+	ev.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	ev.SetDataContentType(event.ApplicationJSON)
+	ev.DataEncoded = []byte(`{"Key":1}`)
+	return ev
+}
+
+// request is what a scripted server saw.
+type request struct {
+	method string
+	header http.Header
+	body   []byte
+}
+
+type server struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []request
+}
+
+func (s *server) requests() []request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]request(nil), s.reqs...)
+}
+
+// startServer starts an httptest server on 127.0.0.1 that records every
+// request, then hands it to h.
+func startServer(t *testing.T, h http.HandlerFunc) *server {
+	t.Helper()
+	s := &server{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // a truncated body shows up as a data mismatch
+		s.mu.Lock()
+		s.reqs = append(s.reqs, request{method: r.Method, header: r.Header.Clone(), body: body})
+		s.mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func statusHandler(status int, header http.Header, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+		if status != http.StatusNoContent {
+			_, _ = io.WriteString(w, body)
+		}
+	}
+}

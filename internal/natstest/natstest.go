@@ -1,0 +1,58 @@
+// Package natstest runs a real nats-server with JetStream for tests: one
+// per test, on 127.0.0.1 with a free port and a temporary store directory,
+// shut down by t.Cleanup. It starts in tens of milliseconds.
+//
+//	nc, js := natstest.Run(t)
+package natstest
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrelay/vrelay/streams"
+)
+
+// Run starts a server with the vrelay topology ensured (default sizes) and
+// returns a connection and a JetStream context on it.
+func Run(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv := Start(t, t.TempDir(), "127.0.0.1:0")
+	nc, js := Connect(t, srv.ClientURL())
+	var cfg streams.Config
+	cfg.SetDefaults()
+	if err := streams.Ensure(t.Context(), js, cfg, nil); err != nil {
+		t.Fatalf("ensure topology: %v", err)
+	}
+	return nc, js
+}
+
+// Start starts an embedded server on dir, listening on listen
+// ("127.0.0.1:0" for a free port). Restart it on the same dir and address to
+// simulate a NATS restart. The server is shut down at cleanup if still up.
+func Start(t testing.TB, dir, listen string) *streams.Server {
+	t.Helper()
+	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dir, Listen: listen}, nil)
+	if err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	return srv
+}
+
+// Connect opens a network connection to url that reconnects forever, closed
+// at cleanup.
+func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50e6))
+	if err != nil {
+		t.Fatalf("connect to nats-server: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}

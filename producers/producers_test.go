@@ -1,0 +1,245 @@
+package producers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vrelay/vrelay/internal/natstest"
+	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/streams"
+)
+
+func newEvent(id int) event.Event {
+	ev := event.New()
+	ev.SetID(strconv.Itoa(id))
+	ev.SetSource("https://vc01.example.com/sdk")
+	ev.SetType("com.vmware.vsphere.VmPoweredOnEvent.v0")
+	ev.SetTime(time.Unix(1700000000, 0))
+	_ = ev.SetData(event.ApplicationJSON, map[string]any{"Key": id})
+	return ev
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), streams.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishBatchDedupAndSubject(t *testing.T) {
+	_, js := natstest.Run(t)
+	reg := prometheus.NewRegistry()
+	m := producers.NewMetrics(reg)
+	pub := producers.NewPublisher(js, producers.Scope{
+		Provider:  "vcenter",
+		Source:    "vc01",
+		TypeToken: func(*event.Event) string { return "VmPoweredOnEvent" },
+		MsgID:     func(ev *event.Event) string { return "instance-1:" + ev.ID() },
+	}, producers.WithMetrics(m))
+
+	evs := make([]event.Event, 1000)
+	for i := range evs {
+		evs[i] = newEvent(i)
+	}
+	if err := pub.Publish(t.Context(), evs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	// A replay of the same page after a "crash" is stored once.
+	if err := pub.Publish(t.Context(), evs[:500]...); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if got := streamMsgs(t, js); got != 1000 {
+		t.Errorf("stream holds %d messages, want 1000", got)
+	}
+	want := `
+# HELP vrelay_events_duplicate_total Published events JetStream dropped as duplicates of stored ones (replays after a crash, client retries).
+# TYPE vrelay_events_duplicate_total counter
+vrelay_events_duplicate_total{provider="vcenter",source="vc01"} 500
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vrelay_events_duplicate_total"); err != nil {
+		t.Errorf("duplicate metric: %v", err)
+	}
+
+	s, _ := js.Stream(t.Context(), streams.EventStream)
+	raw, err := s.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Subject != "vmware.vcenter.vc01.VmPoweredOnEvent" {
+		t.Errorf("subject = %q, want vmware.vcenter.vc01.VmPoweredOnEvent", raw.Subject)
+	}
+	if got := raw.Header.Get(streams.HeaderMsgID); got != "instance-1:0" {
+		t.Errorf("Nats-Msg-Id = %q, want instance-1:0", got)
+	}
+}
+
+func TestPublishDefaultsFromCloudEvent(t *testing.T) {
+	_, js := natstest.Run(t)
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
+	ev := newEvent(7)
+	ev.SetType("com.example.order created")
+	if got, want := pub.Subject(&ev), "vmware.webhook.hooks.com_example_order_created"; got != want {
+		t.Errorf("Subject() = %q, want %q", got, want)
+	}
+	if err := pub.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(t.Context(), streams.EventStream)
+	raw, err := s.GetLastMsgForSubject(t.Context(), "vmware.webhook.hooks.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := raw.Header.Get(streams.HeaderMsgID), ev.Source()+":7"; got != want {
+		t.Errorf("Nats-Msg-Id = %q, want %q", got, want)
+	}
+}
+
+// failingJS fails the first n async publishes, the way a lost connection
+// does, and passes the rest to the real server.
+type failingJS struct {
+	jetstream.JetStream
+	failures int
+}
+
+type failedFuture struct {
+	jetstream.PubAckFuture
+	err chan error
+}
+
+func (f failedFuture) Ok() <-chan *jetstream.PubAck { return nil }
+func (f failedFuture) Err() <-chan error            { return f.err }
+
+func (f *failingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if f.failures > 0 {
+		f.failures--
+		if f.failures%2 == 0 {
+			return nil, errors.New("too many pending publishes")
+		}
+		ch := make(chan error, 1)
+		ch <- jetstream.ErrAsyncPublishTimeout
+		return failedFuture{err: ch}, nil
+	}
+	return f.JetStream.PublishMsgAsync(m, opts...)
+}
+
+func TestPublishRetriesFailedAcks(t *testing.T) {
+	_, js := natstest.Run(t)
+	fj := &failingJS{JetStream: js, failures: 7}
+	pub := producers.NewPublisher(fj, producers.Scope{Provider: "webhook", Source: "hooks"},
+		producers.WithPublishRetry(5, time.Millisecond))
+	evs := []event.Event{newEvent(1), newEvent(2), newEvent(3), newEvent(4), newEvent(5)}
+	if err := pub.Publish(t.Context(), evs...); err != nil {
+		t.Fatalf("Publish with transient failures: %v", err)
+	}
+	if got := streamMsgs(t, js); got != 5 {
+		t.Errorf("stream holds %d messages, want 5", got)
+	}
+
+	fj.failures = 1000
+	err := pub.Publish(t.Context(), newEvent(9))
+	if err == nil {
+		t.Fatal("Publish with persistent failures got nil error")
+	}
+	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !strings.Contains(err.Error(), "too many pending") {
+		t.Errorf("error %v does not carry the cause", err)
+	}
+}
+
+func TestPublishSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := natstest.Start(t, dir, "127.0.0.1:0")
+	addr := srv.ListenAddr()
+	_, js := natstest.Connect(t, srv.ClientURL())
+	var cfg streams.Config
+	cfg.SetDefaults()
+	if err := streams.Ensure(t.Context(), js, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	js2, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := producers.NewPublisher(js2, producers.Scope{Provider: "webhook", Source: "hooks"},
+		producers.WithPublishRetry(30, 100*time.Millisecond))
+	if err := pub.Publish(t.Context(), newEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	restarted := make(chan *streams.Server, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // let the publish find the server gone
+		srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dir, Listen: addr}, nil)
+		if err != nil {
+			t.Errorf("restart nats-server: %v", err)
+		}
+		restarted <- srv
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	evs := []event.Event{newEvent(1), newEvent(2), newEvent(3)}
+	if err := pub.Publish(ctx, evs...); err != nil {
+		t.Fatalf("Publish across a server restart: %v", err)
+	}
+	if srv := <-restarted; srv != nil {
+		t.Cleanup(srv.Shutdown)
+	}
+	if got := streamMsgs(t, js2); got != 3 {
+		t.Errorf("stream holds %d messages, want 3 (event 1 once)", got)
+	}
+}
+
+func TestCheckpointerCompareAndSet(t *testing.T) {
+	_, js := natstest.Run(t)
+	ctx := t.Context()
+	a, err := producers.NewCheckpointer(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := producers.NewCheckpointer(ctx, js)
+	const key = "vcenter.vc01"
+
+	if _, err := a.Load(ctx, key); !errors.Is(err, producers.ErrNoCheckpoint) {
+		t.Fatalf("Load(empty) error = %v, want ErrNoCheckpoint", err)
+	}
+	for i := range 3 {
+		if err := a.Save(ctx, key, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("Save #%d: %v", i, err)
+		}
+	}
+	got, err := b.Load(ctx, key)
+	if err != nil || string(got) != "2" {
+		t.Fatalf("Load = %q, %v; want \"2\"", got, err)
+	}
+	if err := b.Save(ctx, key, []byte("b")); err != nil {
+		t.Fatalf("Save after Load: %v", err)
+	}
+	// a's view is stale now: its save must not overwrite b's.
+	if err := a.Save(ctx, key, []byte("a")); !errors.Is(err, producers.ErrCheckpointConflict) {
+		t.Fatalf("stale Save error = %v, want ErrCheckpointConflict", err)
+	}
+	c, _ := producers.NewCheckpointer(ctx, js)
+	if err := c.Save(ctx, key, []byte("c")); !errors.Is(err, producers.ErrCheckpointConflict) {
+		t.Fatalf("blind Save over an existing key error = %v, want ErrCheckpointConflict", err)
+	}
+	got, _ = b.Load(ctx, key)
+	if string(got) != "b" {
+		t.Errorf("value = %q, want b", got)
+	}
+}

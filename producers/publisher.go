@@ -1,0 +1,144 @@
+package producers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrelay/vrelay/streams"
+)
+
+// Scope says where a source's events go: subject
+// `<root>.<provider>.<source>.<type token>` and their Nats-Msg-Id.
+type Scope struct {
+	// Root is the subject root; default streams.DefaultRoot.
+	Root string
+	// Provider is "vcenter", "horizon" or "webhook".
+	Provider string
+	// Source is the source's name from the configuration.
+	Source string
+	// TypeToken returns the last subject token of an event before
+	// sanitising. Default: the CloudEvent type. The vCenter source uses the
+	// vSphere event type, so that subjects read `...VmPoweredOnEvent`.
+	TypeToken func(*event.Event) string
+	// MsgID returns the Nats-Msg-Id of an event: the upstream identity that
+	// JetStream de-duplicates on. Default: streams.MsgID (CE source and id).
+	MsgID func(*event.Event) string
+}
+
+// JetStreamPublisher is the [Publisher] of one source.
+type JetStreamPublisher struct {
+	js          jetstream.JetStream
+	scope       Scope
+	log         *slog.Logger
+	metrics     *Metrics
+	maxAttempts int
+	retryWait   time.Duration
+}
+
+// NewPublisher returns a publisher of the source named in scope. js should
+// have been created with jetstream.WithPublishAsyncTimeout, so that an ack
+// lost with a connection fails and is retried rather than awaited until
+// ctx ends.
+func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStreamPublisher {
+	o := newOptions(opts)
+	if scope.Root == "" {
+		scope.Root = streams.DefaultRoot
+	}
+	if scope.TypeToken == nil {
+		scope.TypeToken = (*event.Event).Type
+	}
+	if scope.MsgID == nil {
+		scope.MsgID = streams.MsgID
+	}
+	return &JetStreamPublisher{
+		js:          js,
+		scope:       scope,
+		log:         o.log.With("provider", scope.Provider, "source", scope.Source),
+		metrics:     o.metrics,
+		maxAttempts: o.publishAttempts,
+		retryWait:   o.publishRetryWait,
+	}
+}
+
+// Subject returns the subject ev is published on.
+func (p *JetStreamPublisher) Subject(ev *event.Event) string {
+	return streams.Subject(p.scope.Root, p.scope.Provider, p.scope.Source, p.scope.TypeToken(ev))
+}
+
+// Publish implements [Publisher]. Every event is encoded before the first
+// is sent, so an event that cannot be encoded fails the call with nothing
+// published. Events whose ack failed are sent again, with the same
+// Nats-Msg-Id, up to the publisher's attempts (default 5) with a growing
+// pause; JetStream drops those of them it already stored.
+func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	msgs := make([]*nats.Msg, len(evs))
+	for i := range evs {
+		m, err := streams.Encode(p.Subject(&evs[i]), &evs[i], p.scope.MsgID(&evs[i]))
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	pending := msgs
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for attempt := 1; ; attempt++ {
+		var sendErr error
+		for i, m := range pending {
+			f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(streams.EventStream))
+			if err != nil {
+				sendErr = err
+			}
+			futures[i] = f
+		}
+		var failed []*nats.Msg
+		var lastErr error
+		stored, dups := 0, 0
+		for i, f := range futures[:len(pending)] {
+			if f == nil {
+				failed = append(failed, pending[i])
+				lastErr = sendErr
+				continue
+			}
+			select {
+			case ack := <-f.Ok():
+				stored++
+				if ack.Duplicate {
+					dups++
+				}
+			case err := <-f.Err():
+				failed = append(failed, pending[i])
+				lastErr = err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		p.metrics.published(p.scope, stored, dups)
+		if len(failed) == 0 {
+			return nil
+		}
+		p.metrics.failed(p.scope, len(failed))
+		if errors.Is(lastErr, nats.ErrMaxPayload) || attempt >= p.maxAttempts {
+			return fmt.Errorf("publish %d of %d events to jetstream after %d attempts: %w", len(failed), len(evs), attempt, lastErr)
+		}
+		p.log.Debug("republishing events whose ack failed", "count", len(failed), "attempt", attempt, "err", lastErr)
+		wait := p.retryWait << (attempt - 1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pending = failed
+	}
+}

@@ -1,0 +1,237 @@
+package streams
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/vrelay/vrelay/internal/cfgerr"
+)
+
+// EmbeddedConfig runs nats-server with JetStream inside the vrelay process.
+// It is the `nats.embedded` section of the YAML file.
+type EmbeddedConfig struct {
+	// DataDir holds the JetStream file store (events, dead letters,
+	// checkpoints). Keep it on persistent storage. Default "data".
+	DataDir string `yaml:"dataDir"`
+	// Listen is the address NATS clients (the nats CLI) connect to, or "off"
+	// to accept in-process connections only. Port 0 picks a free port.
+	// Default "127.0.0.1:4222".
+	Listen string `yaml:"listen"`
+	// SyncInterval is how often JetStream fsyncs its files, or "always" to
+	// fsync every write. A killed process loses nothing either way; a power
+	// loss can lose up to one interval on a single node. Default "1s".
+	SyncInterval string `yaml:"syncInterval"`
+	// ServerName names the embedded server in `nats server ls` and logs.
+	// Default "vrelay".
+	ServerName string `yaml:"serverName"`
+}
+
+// ListenOff is the Listen value that disables the network listener.
+const ListenOff = "off"
+
+// SetDefaults fills unset fields with their defaults.
+func (c *EmbeddedConfig) SetDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:4222"
+	}
+	if c.SyncInterval == "" {
+		c.SyncInterval = "1s"
+	}
+	if c.ServerName == "" {
+		c.ServerName = "vrelay"
+	}
+}
+
+// Validate reports every problem at once.
+func (c EmbeddedConfig) Validate() error {
+	var errs []error
+	if c.Listen != ListenOff {
+		if _, _, err := splitListen(c.Listen); err != nil {
+			errs = append(errs, cfgerr.New("listen", err.Error()))
+		}
+	}
+	if _, _, err := c.syncInterval(); err != nil {
+		errs = append(errs, cfgerr.New("syncInterval", err.Error()))
+	}
+	if strings.ContainsAny(c.ServerName, " \t.*>") {
+		errs = append(errs, cfgerr.New("serverName", "must not contain spaces, '.', '*' or '>'"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c EmbeddedConfig) syncInterval() (d time.Duration, always bool, err error) {
+	if c.SyncInterval == "always" {
+		return 0, true, nil
+	}
+	d, err = time.ParseDuration(c.SyncInterval)
+	if err != nil {
+		return 0, false, fmt.Errorf(`%q is neither a duration nor "always"`, c.SyncInterval)
+	}
+	if d <= 0 {
+		return 0, false, errors.New("must be positive")
+	}
+	return d, false, nil
+}
+
+func splitListen(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q has no valid port", addr)
+	}
+	return host, port, nil
+}
+
+// Server is an embedded nats-server with JetStream.
+type Server struct {
+	ns   *server.Server
+	lock *os.File
+	cfg  EmbeddedConfig
+	once sync.Once
+}
+
+// StartEmbedded starts nats-server with JetStream on cfg.DataDir and waits
+// until it accepts connections (after recovering the streams on disk).
+// The data directory is locked: a second process on the same directory
+// fails instead of corrupting the store.
+func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d, always, _ := cfg.syncInterval()
+	opts := &server.Options{
+		ServerName:         cfg.ServerName,
+		JetStream:          true,
+		StoreDir:           cfg.DataDir,
+		SyncInterval:       d,
+		SyncAlways:         always,
+		JetStreamMaxMemory: -1,
+		JetStreamMaxStore:  -1,
+		NoSigs:             true,
+		MaxPayload:         8 << 20,
+	}
+	if cfg.Listen == ListenOff {
+		opts.DontListen = true
+	} else {
+		host, port, _ := splitListen(cfg.Listen)
+		if port == 0 {
+			port = server.RANDOM_PORT
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		unlock(lock)
+		return nil, fmt.Errorf("configure embedded nats-server: %w", err)
+	}
+	ns.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
+	ns.Start()
+	// Recovering a large store can take a while; a minute covers gigabytes.
+	if !ns.ReadyForConnections(time.Minute) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		unlock(lock)
+		return nil, fmt.Errorf("embedded nats-server on %s did not become ready", cfg.Listen)
+	}
+	s := &Server{ns: ns, lock: lock, cfg: cfg}
+	log.Info("embedded nats-server ready", "data_dir", cfg.DataDir, "listen", s.ListenAddr(), "sync_interval", cfg.SyncInterval)
+	return s, nil
+}
+
+// ClientURL is the nats:// URL of the listener, or "" when Listen is off.
+func (s *Server) ClientURL() string {
+	if s.cfg.Listen == ListenOff {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// ListenAddr is the address the listener is bound to, or "off".
+func (s *Server) ListenAddr() string {
+	if s.cfg.Listen == ListenOff {
+		return ListenOff
+	}
+	if a := s.ns.Addr(); a != nil {
+		return a.String()
+	}
+	return s.cfg.Listen
+}
+
+// Connect opens an in-process client connection, which skips the network
+// stack even when the listener is on. Pass [ConnOptions] for logging.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.Name("vrelay")}, opts...)
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats-server: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops the server, waits until its files are closed and releases
+// the data directory. Close client connections first.
+// Shutdown is idempotent.
+func (s *Server) Shutdown() {
+	s.once.Do(func() {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		unlock(s.lock)
+	})
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "vrelay.lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open data dir lock: %w", err)
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another vrelay process: %w", dir, err)
+	}
+	return f, nil
+}
+
+func unlock(f *os.File) {
+	if f != nil {
+		_ = funlock(f)
+		f.Close()
+	}
+}
+
+// serverLogger sends nats-server's log lines to slog.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
