@@ -19,6 +19,7 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/config"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/webhook"
@@ -74,10 +75,10 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 
 	if role != roleProducers {
 		metrics := consumers.NewMetrics(reg)
-		for _, r := range cfg.Routes {
+		for i, r := range cfg.Routes {
 			sink, err := newSink(r.Sink, log.With("route", r.Name))
 			if err != nil {
-				return fmt.Errorf("routes %q: sink: %w", r.Name, err)
+				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("routes[%d].sink.%s", i, r.Sink.Type), err)}
 			}
 			d, err := consumers.NewDispatcher(js, consumers.Route{
 				Name:     r.Name,
@@ -99,10 +100,10 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 
 	if role != roleConsumers {
 		metrics := producers.NewMetrics(reg)
-		for _, s := range cfg.Sources {
+		for i, s := range cfg.Sources {
 			src, scope, err := newSource(s, reg, log)
 			if err != nil {
-				return fmt.Errorf("sources %q: %w", s.Name, err)
+				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
 			scope.Root = cfg.Streams.SubjectRoot
 			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))

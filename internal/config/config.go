@@ -329,6 +329,9 @@ func (r *Route) validate(root string) error {
 	}
 	errs = append(errs, cfgerr.Prefix("sink", r.Sink.validate()))
 	errs = append(errs, cfgerr.Prefix("delivery", r.Delivery.Validate()))
+	if h := r.Sink.HTTP; h != nil && h.Timeout > r.Delivery.SendTimeout {
+		errs = append(errs, cfgerr.Newf("sink.http.timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", h.Timeout, r.Delivery.SendTimeout))
+	}
 	return errors.Join(errs...)
 }
 

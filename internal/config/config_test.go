@@ -1,0 +1,212 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vrelay/vrelay/internal/config"
+)
+
+const valid = `
+sources:
+  - name: hooks
+    type: webhook
+routes:
+  - name: all
+    sink:
+      type: log
+`
+
+func TestParseValid(t *testing.T) {
+	cfg, err := config.Parse([]byte(valid))
+	if err != nil {
+		t.Fatalf("Parse(valid) error: %v", err)
+	}
+	if cfg.NATS.Embedded == nil || cfg.NATS.Embedded.Listen != "127.0.0.1:4222" {
+		t.Errorf("embedded NATS default not applied: %+v", cfg.NATS.Embedded)
+	}
+	if got := cfg.Routes[0].Subjects; len(got) != 1 || got[0] != "vmware.>" {
+		t.Errorf("route subjects = %v, want [vmware.>]", got)
+	}
+	if cfg.Routes[0].Delivery.MaxInFlight != 16 {
+		t.Errorf("maxInFlight = %d, want default 16", cfg.Routes[0].Delivery.MaxInFlight)
+	}
+}
+
+// TestParseErrors checks that every bad configuration is rejected with a
+// message naming the field and the reason.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in its own problem
+	}{
+		{
+			name: "unknown field",
+			yaml: "sources: []\nroutes: []\nbogus: 1\n",
+			want: []string{"line 3: field bogus not found"},
+		},
+		{
+			name: "unknown nested field",
+			yaml: "routes:\n  - name: a\n    sink: {type: log}\n    delivery: {maxInflight: 3}\n",
+			want: []string{"field maxInflight not found"},
+		},
+		{
+			name: "wrong type",
+			yaml: "routes:\n  - name: a\n    sink: {type: log}\n    delivery: {maxInFlight: many}\n",
+			want: []string{"line 4", "many"},
+		},
+		{
+			name: "bad duration",
+			yaml: "routes:\n  - name: a\n    sink: {type: log}\n    delivery: {sendTimeout: soon}\n",
+			want: []string{"soon"},
+		},
+		{
+			name: "http sink url",
+			yaml: "routes:\n  - name: a\n  - name: b\n  - name: c\n    sink: {type: http, http: {url: not-a-url}}\n",
+			want: []string{"routes[2].sink.http.url:", "routes[0].sink.type: is required"},
+		},
+		{
+			name: "bad expression names route and position",
+			yaml: "routes:\n  - name: vm-on\n    filter: 'subject == \"x\" && nosuchfn(type)'\n    sink: {type: log}\n",
+			want: []string{`routes[0].filter: route "vm-on": line 1, column 19: unknown function nosuchfn`},
+		},
+		{
+			name: "non-boolean expression",
+			yaml: "routes:\n  - name: r\n    filter: 'type'\n    sink: {type: log}\n",
+			want: []string{"routes[0].filter:", "bool"},
+		},
+		{
+			name: "duplicate names",
+			yaml: "routes:\n  - {name: a, sink: {type: log}}\n  - {name: a, sink: {type: log}}\n",
+			want: []string{`routes[1].name: "a" is already the name of routes[0]`},
+		},
+		{
+			name: "route name with dot",
+			yaml: "routes:\n  - {name: a.b, sink: {type: log}}\n",
+			want: []string{"routes[0].name:"},
+		},
+		{
+			name: "subject outside stream",
+			yaml: "routes:\n  - {name: a, subjects: [other.>], sink: {type: log}}\n",
+			want: []string{"routes[0].subjects[0]:", "outside the event stream"},
+		},
+		{
+			name: "subject wildcard inside token",
+			yaml: "routes:\n  - {name: a, subjects: [vmware.vc*.>], sink: {type: log}}\n",
+			want: []string{"routes[0].subjects[0]:", "whole tokens"},
+		},
+		{
+			name: "ack wait not above send timeout",
+			yaml: "routes:\n  - {name: a, sink: {type: log}, delivery: {sendTimeout: 60s, ackWait: 30s}}\n",
+			want: []string{"routes[0].delivery.ackWait: must be longer than sendTimeout"},
+		},
+		{
+			name: "unknown source type",
+			yaml: "sources:\n  - {name: x, type: ftp}\n",
+			want: []string{`sources[0].type: "ftp" is not a source type`},
+		},
+		{
+			name: "webhook path",
+			yaml: "sources:\n  - {name: x, type: webhook, webhook: {path: events}}\n",
+			want: []string{"sources[0].webhook.path:"},
+		},
+		{
+			name: "both nats modes",
+			yaml: "nats: {embedded: {}, external: {url: 'nats://a:4222'}}\nroutes:\n  - {name: a, sink: {type: log}}\n",
+			want: []string{"nats: set embedded or external, not both"},
+		},
+		{
+			name: "external without url and credentials in url",
+			yaml: "nats: {external: {user: u}}\nroutes:\n  - {name: a, sink: {type: log}}\n",
+			want: []string{"nats.external.url: is required", "nats.external.password: is required with user"},
+		},
+		{
+			name: "secret from both env and file",
+			yaml: "nats: {external: {url: 'nats://a:4222', token: {fromEnv: A, fromFile: /b}}}\nroutes:\n  - {name: a, sink: {type: log}}\n",
+			want: []string{"nats.external.token: set fromEnv or fromFile, not both"},
+		},
+		{
+			name: "nothing to do",
+			yaml: "streams: {}\n",
+			want: []string{"nothing to do"},
+		},
+		{
+			name: "listener clash",
+			yaml: "http: {listen: '127.0.0.1:9000'}\nsources:\n  - {name: x, type: webhook, webhook: {listen: '127.0.0.1:9000'}}\n",
+			want: []string{"sources[0].webhook.listen: 127.0.0.1:9000 is also used by http.listen"},
+		},
+		{
+			name: "stream limits",
+			yaml: "streams: {subjectRoot: 'a.b', replicas: 9}\nroutes:\n  - {name: a, sink: {type: log}}\n",
+			want: []string{"streams.subjectRoot:", "streams.replicas:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse() got nil error, want problems %q", tt.want)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("Parse() error\n%s\nwant it to contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesFileAndListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vrelay.yaml")
+	bad := "routes:\n  - {name: a, sink: {type: http, http: {url: ftp://x}}}\n  - {name: b, sink: {type: carrier-pigeon}}\n"
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	var fe *config.FileError
+	if !errors.As(err, &fe) {
+		t.Fatalf("Load() error = %v, want *config.FileError", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d problem lines, want 2:\n%s", len(lines), err)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, path+": routes[") {
+			t.Errorf("line %q does not start with the file and field path", l)
+		}
+	}
+}
+
+// TestExamplesAreValid keeps examples/ honest: every file there must load.
+func TestExamplesAreValid(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found (%v)", err)
+	}
+	t.Setenv("AUTOMATION_TOKEN", "example")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := config.Load(f); err != nil {
+				t.Errorf("example does not validate:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	t.Setenv("VRELAY_TEST_PW", "hunter2-very-secret")
+	y := "nats: {external: {url: 'nats://a:4222', user: '', password: {fromEnv: VRELAY_TEST_PW}}}\nroutes:\n  - {name: a, sink: {type: log}}\n"
+	_, err := config.Parse([]byte(y))
+	if err == nil {
+		t.Fatal("want an error for password without user")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error leaks the secret: %v", err)
+	}
+}
