@@ -30,6 +30,9 @@ const (
 	HeaderStoredAt    = "Vrelay-Stored-At"
 	HeaderFailedAt    = "Vrelay-Failed-At"
 	HeaderFailureKind = "Vrelay-Failure"
+	// HeaderReplayRoute marks an event replayed from the dead-letter stream
+	// for one route: every other route acks it without delivering it.
+	HeaderReplayRoute = "Vrelay-Replay-Route"
 )
 
 // Failure kinds in the HeaderFailureKind header.
@@ -214,6 +217,11 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	if r := msg.Headers().Get(HeaderReplayRoute); r != "" && r != d.route.Name {
+		d.metrics.outcome(d.route.Name, outcomeFiltered)
+		d.ack(msg)
+		return
+	}
 	ev, err := streams.Decode(msg.Data())
 	if err != nil {
 		d.deadLetter(ctx, msg, meta, FailureDecode, err)
@@ -290,7 +298,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, msg jetstream.Msg, meta *je
 	dl.Data = msg.Data()
 	for k, v := range msg.Headers() {
 		switch k {
-		case streams.HeaderMsgID, jetstream.ExpectedStreamHeader, jetstream.ExpectedLastSeqHeader,
+		case streams.HeaderMsgID, HeaderReplayRoute, jetstream.ExpectedStreamHeader, jetstream.ExpectedLastSeqHeader,
 			jetstream.ExpectedLastSubjSeqHeader, jetstream.ExpectedLastMsgIDHeader:
 			continue
 		}

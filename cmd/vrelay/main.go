@@ -3,6 +3,8 @@
 //
 //	vrelay run -config vrelay.yaml [-role all|producers|consumers] [-log-level info] [-log-json]
 //	vrelay validate -config vrelay.yaml
+//	vrelay dlq list|show|replay|purge -config vrelay.yaml ...
+//	vrelay tail -config vrelay.yaml [SUBJECT]
 //	vrelay version
 package main
 
@@ -31,6 +33,8 @@ const usage = `vrelay relays VMware events through NATS JetStream to sinks.
 Usage:
   vrelay run      -config FILE [-role all|producers|consumers] [-log-level LEVEL] [-log-json]
   vrelay validate -config FILE
+  vrelay dlq      list|show|replay|purge [-config FILE] ...
+  vrelay tail     [-config FILE] [-since 10m] [SUBJECT]
   vrelay version
 
 Run "vrelay COMMAND -h" for the flags of a command.
@@ -46,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "dlq":
+		return cmdDLQ(args[1:], stdout, stderr)
+	case "tail":
+		return cmdTail(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vrelay", versionString())
 		return 0

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/internal/natstest"
+	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/streams"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestValidateCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("routes:\n  - {name: a, sink: {type: log}}\n"), 0o600)
+	os.WriteFile(bad, []byte("routes:\n  - {name: a, filter: 'type ==', sink: {type: http, http: {url: x}}}\n"), 0o600)
+
+	code, out, _ := runCLI("validate", "-config", good)
+	if code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("validate good: code %d, out %q; want 0 and valid", code, out)
+	}
+	code, _, errOut := runCLI("validate", "-config", bad)
+	if code != 1 {
+		t.Errorf("validate bad: code %d, want 1", code)
+	}
+	for _, want := range []string{bad + ": routes[0].filter: route \"a\": line 1", bad + ": routes[0].sink.http.url:"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate output\n%s\nwant it to contain %q", errOut, want)
+		}
+	}
+	if code, _, _ := runCLI("validate", "-config", filepath.Join(dir, "missing.yaml")); code != 1 {
+		t.Errorf("validate missing file: code %d, want 1", code)
+	}
+	if code, _, _ := runCLI("frobnicate"); code != 2 {
+		t.Errorf("unknown command: code %d, want 2", code)
+	}
+}
+
+type rejectAll struct{}
+
+func (rejectAll) Send(context.Context, event.Event) error {
+	return consumers.Permanent(errors.New("status 400: nope"))
+}
+
+func TestDLQAndTailCommands(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), "127.0.0.1:0")
+	url := srv.ClientURL()
+	_, js := natstest.Connect(t, url)
+	var cfg streams.Config
+	cfg.SetDefaults()
+	if err := streams.Ensure(t.Context(), js, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := consumers.NewDispatcher(js, consumers.Route{Name: "r1", Delivery: consumers.Delivery{StartAt: consumers.StartAtAll}}, rejectAll{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	ev := event.New()
+	ev.SetID("dead-1")
+	ev.SetSource("cli-test")
+	ev.SetType("com.example.t")
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "cli"})
+	if err := pub.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+
+	var out string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var code int
+		code, out, _ = runCLI("dlq", "list", "-server", url, "-route", "r1")
+		if code == 0 && strings.Contains(out, "dead-1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dlq list never showed the dead letter; last output:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"r1", "permanent", "com.example.t", "status 400: nope", "1 dead letters"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dlq list output\n%s\nwant %q", out, want)
+		}
+	}
+	code, out, _ := runCLI("dlq", "show", "-server", url, "1")
+	if code != 0 || !strings.Contains(out, "Vrelay-Route: r1") || !strings.Contains(out, `"id": "dead-1"`) {
+		t.Errorf("dlq show: code %d, output\n%s", code, out)
+	}
+	if code, _, errOut := runCLI("dlq", "purge", "-server", url); code != 2 || !strings.Contains(errOut, "-route") {
+		t.Errorf("dlq purge without -route: code %d, stderr %q; want 2 and a hint", code, errOut)
+	}
+	code, out, _ = runCLI("dlq", "purge", "-server", url, "-route", "r1")
+	if code != 0 || !strings.Contains(out, "purged 1") {
+		t.Errorf("dlq purge: code %d, output %q", code, out)
+	}
+
+	code, out, errOut := runCLI("tail", "-server", url, "-since", "1h", "-n", "1")
+	if code != 0 || !strings.Contains(out, `"id":"dead-1"`) {
+		t.Errorf("tail: code %d, out %q, err %q; want the event", code, out, errOut)
+	}
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vrelay/vrelay/consumers/deadletter"
+	"github.com/vrelay/vrelay/internal/config"
+	"github.com/vrelay/vrelay/streams"
+)
+
+const dlqUsage = `Usage:
+  vrelay dlq list    [-config FILE | -server URL] [-route R] [-n MAX]
+  vrelay dlq show    [-config FILE | -server URL] SEQ
+  vrelay dlq replay  [-config FILE | -server URL] (-route R | -all) [SEQ...]
+  vrelay dlq purge   [-config FILE | -server URL] (-route R | -all) [SEQ...]
+
+replay publishes each dead letter again on its original subject for its own
+route only, and deletes it from the dead-letter stream once stored.
+`
+
+// cliConn connects a CLI command to the JetStream that vrelay uses: the
+// server named by -server, else the config's external NATS, else the
+// embedded server's listener, else (vrelay stopped) the data directory itself.
+type cliConn struct {
+	js    jetstream.JetStream
+	close func()
+}
+
+func addConnFlags(fs *flag.FlagSet) (configPath, server *string) {
+	configPath = fs.String("config", "vrelay.yaml", "configuration `file` naming the NATS to use")
+	server = fs.String("server", "", "NATS `URL` to use instead of the configuration's")
+	return configPath, server
+}
+
+func connectCLI(configPath, server string) (*cliConn, error) {
+	log := slog.New(slog.DiscardHandler)
+	open := func(nc *nats.Conn, closer func()) (*cliConn, error) {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			closer()
+			return nil, err
+		}
+		return &cliConn{js: js, close: closer}, nil
+	}
+	if server != "" {
+		nc, err := nats.Connect(server, nats.Name("vrelay-cli"))
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", server, err)
+		}
+		return open(nc, nc.Close)
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	if ext := cfg.NATS.External; ext != nil {
+		nc, err := ext.Connect(log, "vrelay-cli")
+		if err != nil {
+			return nil, err
+		}
+		return open(nc, nc.Close)
+	}
+	emb := *cfg.NATS.Embedded
+	if emb.Listen != streams.ListenOff && !strings.HasSuffix(emb.Listen, ":0") {
+		nc, err := nats.Connect("nats://"+emb.Listen, nats.Name("vrelay-cli"), nats.Timeout(2*time.Second))
+		if err == nil {
+			return open(nc, nc.Close)
+		}
+	}
+	// vrelay is not running (or not listening): open its data directory.
+	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: emb.DataDir, Listen: streams.ListenOff}, log)
+	if err != nil {
+		return nil, fmt.Errorf("vrelay is running without a NATS listener, and its data dir cannot be opened: %w", err)
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	return open(nc, func() { nc.Close(); srv.Shutdown() })
+}
+
+func cmdDLQ(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, dlqUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
+	configPath, server := addConnFlags(fs)
+	route := fs.String("route", "", "only the dead letters of this `route`")
+	all := fs.Bool("all", false, "every route (replay and purge need -route or -all)")
+	limit := fs.Int("n", 100, "list at most `N` dead letters (0: all)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var seqs []uint64
+	for _, a := range fs.Args() {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			fmt.Fprintf(stderr, "vrelay dlq %s: %q is not a dead-letter sequence number\n", sub, a)
+			return 2
+		}
+		seqs = append(seqs, n)
+	}
+	switch sub {
+	case "list", "show", "replay", "purge":
+	default:
+		fmt.Fprintf(stderr, "vrelay dlq: unknown command %q\n\n%s", sub, dlqUsage)
+		return 2
+	}
+	if (sub == "replay" || sub == "purge") && *route == "" && !*all {
+		fmt.Fprintf(stderr, "vrelay dlq %s: name a -route, or pass -all\n", sub)
+		return 2
+	}
+	if sub == "show" && len(seqs) != 1 {
+		fmt.Fprintln(stderr, "vrelay dlq show: give one sequence number")
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	conn, err := connectCLI(*configPath, *server)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay dlq:", err)
+		return 1
+	}
+	defer conn.close()
+	sel := deadletter.Selector{Route: *route, Sequences: seqs}
+	switch sub {
+	case "list":
+		letters, err := deadletter.List(ctx, conn.js, sel, *limit)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq list:", err)
+			return 1
+		}
+		printLetters(stdout, letters)
+	case "show":
+		l, err := deadletter.Get(ctx, conn.js, seqs[0])
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq show:", err)
+			return 1
+		}
+		printLetter(stdout, l)
+	case "replay":
+		n, err := deadletter.Replay(ctx, conn.js, sel)
+		fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq replay:", err)
+			return 1
+		}
+	case "purge":
+		n, err := deadletter.Purge(ctx, conn.js, sel)
+		fmt.Fprintf(stdout, "purged %d dead letters\n", n)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq purge:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func printLetters(w io.Writer, letters []deadletter.Letter) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tROUTE\tFAILED AT\tFAILURE\tATTEMPTS\tEVENT ID\tTYPE\tREASON")
+	for _, l := range letters {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", l.Sequence, l.Route,
+			l.FailedAt.Format(time.RFC3339), l.Failure, l.Attempts, l.EventID, l.EventType, oneLine(l.Reason, 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d dead letters\n", len(letters))
+}
+
+func printLetter(w io.Writer, l deadletter.Letter) {
+	fmt.Fprintf(w, "Sequence: %d\n", l.Sequence)
+	keys := make([]string, 0, len(l.Header))
+	for k := range l.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s: %s\n", k, strings.Join(l.Header[k], ", "))
+	}
+	fmt.Fprintln(w)
+	var pretty any
+	if json.Unmarshal(l.Data, &pretty) == nil {
+		b, _ := json.MarshalIndent(pretty, "", "  ")
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	fmt.Fprintln(w, string(l.Data))
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+const tailUsage = `Usage:
+  vrelay tail [-config FILE | -server URL] [-since DURATION] [-n N] [SUBJECT]
+
+Prints the events stored on SUBJECT (default: every event), one CloudEvent
+JSON per line, as they arrive. -since starts that far back; -n stops after N.
+`
+
+// cmdTail follows the event stream. Unlike `nats sub`, it reads what
+// JetStream stored, so replays it dropped as duplicates do not show.
+func cmdTail(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, tailUsage) }
+	configPath, server := addConnFlags(fs)
+	since := fs.Duration("since", 0, "start this far back, such as 10m (default: new events only)")
+	maxN := fs.Int("n", 0, "stop after `N` events (0: follow until interrupted)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	subject := streams.DefaultRoot + ".>"
+	if fs.NArg() > 1 {
+		fmt.Fprint(stderr, tailUsage)
+		return 2
+	}
+	if fs.NArg() == 1 {
+		subject = fs.Arg(0)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	conn, err := connectCLI(*configPath, *server)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay tail:", err)
+		return 1
+	}
+	defer conn.close()
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if *since > 0 {
+		start := time.Now().Add(-*since)
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	c, err := conn.js.OrderedConsumer(ctx, streams.EventStream, occ)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay tail:", err)
+		return 1
+	}
+	for n := 0; *maxN == 0 || n < *maxN; n++ {
+		msg, err := c.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+				return 0
+			}
+			fmt.Fprintln(stderr, "vrelay tail:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, string(msg.Data()))
+	}
+	return 0
+}

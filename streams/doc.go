@@ -1,0 +1,19 @@
+// Package streams owns vrelay's JetStream topology and wire format.
+//
+// It defines the objects vrelay keeps in JetStream (DESIGN.md §2) — the
+// event stream [EventStream] on `vmware.>`, the dead-letter stream
+// [DLQStream] on `vrelay.dlq.>` and the checkpoint bucket
+// [CheckpointBucket] — and [Ensure], which creates what is missing and
+// updates what JetStream can change in place, idempotently. It defines the
+// subject scheme `<root>.<provider>.<source>.<type>` ([Subject], [Token]),
+// which is a public interface: `nats sub 'vmware.vcenter.>'` works without
+// vrelay. It defines the message codec ([Encode], [Decode]): the body is the
+// structured-mode CloudEvent JSON, headers carry Nats-Msg-Id and Ce-* copies
+// of the main attributes. And it runs nats-server embedded ([StartEmbedded])
+// or connects to an external cluster ([ExternalConfig.Connect]).
+//
+//	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: "data"}, log)
+//	nc, err := srv.Connect(streams.ConnOptions(log, "vrelay")...)
+//	js, err := jetstream.New(nc)
+//	err = streams.Ensure(ctx, js, cfg, log)
+package streams
