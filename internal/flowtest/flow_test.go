@@ -79,6 +79,14 @@ type pipeline struct {
 
 // startPipeline runs a webhook source and one route delivering to sinkURL.
 func startPipeline(t *testing.T, filter, sinkURL, mode string) pipeline {
+	return startPipelineTB(t, filter, sinkURL, mode, 100)
+}
+
+func startPipelineB(b *testing.B, filter, sinkURL string) pipeline {
+	return startPipelineTB(b, filter, sinkURL, httpsink.ModeBinary, 64)
+}
+
+func startPipelineTB(t testing.TB, filter, sinkURL, mode string, inFlight int) pipeline {
 	t.Helper()
 	_, js := natstest.Run(t)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -103,6 +111,7 @@ func startPipeline(t *testing.T, filter, sinkURL, mode string) pipeline {
 			SendTimeout: 3 * time.Second,
 			AckWait:     10 * time.Second,
 			MaxAttempts: 100,
+			MaxInFlight: inFlight,
 			Backoff:     consumers.Backoff{Initial: 50 * time.Millisecond, Max: 300 * time.Millisecond},
 		},
 	}, sink)
