@@ -95,7 +95,12 @@ func TestListReplayPurge(t *testing.T) {
 		letters, err = deadletter.List(ctx, js, deadletter.Selector{Route: "failing"}, 0)
 		return err == nil && len(letters) == 3
 	})
-	l := letters[0]
+	// The route sends concurrently, so dead letters need not be in event order.
+	byID := map[string]deadletter.Letter{}
+	for _, l := range letters {
+		byID[l.EventID] = l
+	}
+	l := byID["e0"]
 	if l.Route != "failing" || l.Failure != consumers.FailurePermanent || l.EventID != "e0" ||
 		l.OriginalSubject != "vmware.webhook.t.com_example_t" || l.Attempts != 1 || l.FailedAt.IsZero() {
 		t.Errorf("letter = %+v, want route failing, permanent, e0, original subject, 1 attempt, a failure time", l)
@@ -110,7 +115,7 @@ func TestListReplayPurge(t *testing.T) {
 
 	// Fix the sink, replay two letters: only the failing route delivers them.
 	failing.open.Store(true)
-	n, err := deadletter.Replay(ctx, js, deadletter.Selector{Route: "failing", Sequences: []uint64{letters[0].Sequence, letters[1].Sequence}})
+	n, err := deadletter.Replay(ctx, js, deadletter.Selector{Route: "failing", Sequences: []uint64{byID["e0"].Sequence, byID["e1"].Sequence}})
 	if err != nil || n != 2 {
 		t.Fatalf("Replay = %d, %v; want 2, nil", n, err)
 	}
