@@ -13,8 +13,9 @@ type Delivery struct {
 	// MaxInFlight is how many events the route sends at once. Default 16.
 	MaxInFlight int `yaml:"maxInFlight"`
 	// MaxAttempts is how many times an event is sent before a retryable
-	// failure sends it to the dead-letter stream. Default 20 (with the
-	// default backoff, 45 to 60 minutes of sink outage).
+	// failure sends it to the dead-letter stream. Default 20: with the
+	// default backoff the 20th attempt comes 30 to 60 minutes (typically
+	// about 45) after the first.
 	MaxAttempts int `yaml:"maxAttempts"`
 	// SendTimeout bounds one delivery attempt. Default "30s"; must be shorter
 	// than AckWait.

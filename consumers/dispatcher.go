@@ -78,6 +78,8 @@ type Dispatcher struct {
 	log     *slog.Logger
 	metrics *Metrics
 	stream  string
+	// shutdownTimeout bounds the wait for sends under way at shutdown.
+	shutdownTimeout time.Duration
 
 	filterErrLog rateLimited
 }
@@ -101,8 +103,9 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		sink:         sink,
 		log:          o.log.With("route", r.Name),
 		metrics:      o.metrics,
-		stream:       o.stream,
-		filterErrLog: rateLimited{every: 10 * time.Second},
+		stream:          o.stream,
+		shutdownTimeout: o.shutdownTimeout,
+		filterErrLog:    rateLimited{every: 10 * time.Second},
 	}, nil
 }
 
@@ -190,7 +193,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d.shutdownTimeout())
+	t := time.NewTimer(d.shutdownWait())
 	defer t.Stop()
 	select {
 	case <-done:
@@ -203,7 +206,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (d *Dispatcher) shutdownTimeout() time.Duration {
+func (d *Dispatcher) shutdownWait() time.Duration {
+	if d.shutdownTimeout > 0 {
+		return d.shutdownTimeout
+	}
 	return d.route.Delivery.SendTimeout
 }
 

@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/vrelay/vrelay/streams"
 )
@@ -10,9 +11,10 @@ import (
 type Option func(*options)
 
 type options struct {
-	log     *slog.Logger
-	metrics *Metrics
-	stream  string
+	log             *slog.Logger
+	metrics         *Metrics
+	stream          string
+	shutdownTimeout time.Duration
 }
 
 func newOptions(opts []Option) options {
@@ -34,6 +36,11 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithMetrics sets where delivery figures are counted. Default: nowhere.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithShutdownTimeout bounds how long Run lets the sends under way finish
+// after its context is done; those still running then are cancelled and
+// their events redelivered. Default: the route's SendTimeout.
+func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
 
 // WithStream reads events from another stream than streams.EventStream.
 func WithStream(name string) Option { return func(o *options) { o.stream = name } }

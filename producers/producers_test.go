@@ -243,3 +243,37 @@ func TestCheckpointerCompareAndSet(t *testing.T) {
 		t.Errorf("value = %q, want b", got)
 	}
 }
+
+func TestPublishRefusesUnstorableEvents(t *testing.T) {
+	_, js := natstest.Run(t)
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
+	huge := newEvent(2)
+	if err := huge.SetData("text/plain", strings.Repeat("x", int(js.Conn().MaxPayload())+1)); err != nil {
+		t.Fatal(err)
+	}
+	badJSON := newEvent(3)
+	badJSON.DataEncoded = []byte(`{"Vm":`)
+	tests := []struct {
+		name  string
+		bad   event.Event
+		isMax bool
+	}{
+		{name: "too large", bad: huge, isMax: true},
+		{name: "invalid json data", bad: badJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := pub.Publish(t.Context(), newEvent(1), tt.bad)
+			var evErr *producers.EventError
+			if !errors.As(err, &evErr) || evErr.Index != 1 {
+				t.Fatalf("Publish error = %v, want *EventError for index 1", err)
+			}
+			if got := errors.Is(err, nats.ErrMaxPayload); got != tt.isMax {
+				t.Errorf("errors.Is(err, ErrMaxPayload) = %t, want %t", got, tt.isMax)
+			}
+			if n := streamMsgs(t, js); n != 0 {
+				t.Errorf("stream holds %d events, want 0: nothing of the batch may be stored", n)
+			}
+		})
+	}
+}

@@ -32,6 +32,23 @@ type Scope struct {
 	MsgID func(*event.Event) string
 }
 
+// EventError is an event that can never be stored as it is: it cannot be
+// encoded, or it is larger than the server accepts. Publish returns it
+// before sending anything, so nothing of the batch is stored; retrying the
+// same batch cannot help.
+type EventError struct {
+	// Index is the event's position in the batch, ID its CloudEvent id.
+	Index int
+	ID    string
+	Err   error
+}
+
+func (e *EventError) Error() string {
+	return fmt.Sprintf("event %d (id %q): %v", e.Index, e.ID, e.Err)
+}
+
+func (e *EventError) Unwrap() error { return e.Err }
+
 // JetStreamPublisher is the [Publisher] of one source.
 type JetStreamPublisher struct {
 	js          jetstream.JetStream
@@ -73,7 +90,8 @@ func (p *JetStreamPublisher) Subject(ev *event.Event) string {
 }
 
 // Publish implements [Publisher]. Every event is encoded before the first
-// is sent, so an event that cannot be encoded fails the call with nothing
+// is sent, so an event that cannot be encoded, or that exceeds the
+// server's max payload, fails the call with an [EventError] and nothing
 // published. Events whose ack failed are sent again, with the same
 // Nats-Msg-Id, up to the publisher's attempts (default 5) with a growing
 // pause; JetStream drops those of them it already stored.
@@ -82,10 +100,14 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) er
 		return nil
 	}
 	msgs := make([]*nats.Msg, len(evs))
+	maxPayload := p.js.Conn().MaxPayload()
 	for i := range evs {
 		m, err := streams.Encode(p.Subject(&evs[i]), &evs[i], p.scope.MsgID(&evs[i]))
 		if err != nil {
-			return err
+			return &EventError{Index: i, ID: evs[i].ID(), Err: err}
+		}
+		if maxPayload > 0 && int64(len(m.Data)) > maxPayload {
+			return &EventError{Index: i, ID: evs[i].ID(), Err: fmt.Errorf("%d bytes exceed the server's max payload of %d: %w", len(m.Data), maxPayload, nats.ErrMaxPayload)}
 		}
 		msgs[i] = m
 	}

@@ -40,6 +40,8 @@ route only, and deletes it from the dead-letter stream once stored.
 type cliConn struct {
 	js    jetstream.JetStream
 	close func()
+	// root is the configuration's subject root (the default with -server).
+	root string
 }
 
 func addConnFlags(fs *flag.FlagSet) (configPath, server *string) {
@@ -56,7 +58,7 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 			closer()
 			return nil, err
 		}
-		return &cliConn{js: js, close: closer}, nil
+		return &cliConn{js: js, close: closer, root: streams.DefaultRoot}, nil
 	}
 	if server != "" {
 		nc, err := nats.Connect(server, nats.Name("vrelay-cli"))
@@ -69,18 +71,24 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	withRoot := func(c *cliConn, err error) (*cliConn, error) {
+		if c != nil {
+			c.root = cfg.Streams.SubjectRoot
+		}
+		return c, err
+	}
 	if ext := cfg.NATS.External; ext != nil {
 		nc, err := ext.Connect(log, "vrelay-cli")
 		if err != nil {
 			return nil, err
 		}
-		return open(nc, nc.Close)
+		return withRoot(open(nc, nc.Close))
 	}
 	emb := *cfg.NATS.Embedded
 	if emb.Listen != streams.ListenOff && !strings.HasSuffix(emb.Listen, ":0") {
 		nc, err := nats.Connect("nats://"+emb.Listen, nats.Name("vrelay-cli"), nats.Timeout(2*time.Second))
 		if err == nil {
-			return open(nc, nc.Close)
+			return withRoot(open(nc, nc.Close))
 		}
 	}
 	// vrelay is not running (or not listening): open its data directory.
@@ -93,7 +101,7 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 		srv.Shutdown()
 		return nil, err
 	}
-	return open(nc, func() { nc.Close(); srv.Shutdown() })
+	return withRoot(open(nc, func() { nc.Close(); srv.Shutdown() }))
 }
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
@@ -236,13 +244,9 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	subject := streams.DefaultRoot + ".>"
 	if fs.NArg() > 1 {
 		fmt.Fprint(stderr, tailUsage)
 		return 2
-	}
-	if fs.NArg() == 1 {
-		subject = fs.Arg(0)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -252,6 +256,10 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer conn.close()
+	subject := conn.root + ".>"
+	if fs.NArg() == 1 {
+		subject = fs.Arg(0)
+	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if *since > 0 {
 		start := time.Now().Add(-*since)

@@ -85,7 +85,9 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 				Subjects: r.Subjects,
 				Filter:   r.CompiledFilter(),
 				Delivery: r.Delivery,
-			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics))
+			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
+				// Leave part of the budget for draining NATS and stopping the server.
+				consumers.WithShutdownTimeout(cfg.ShutdownTimeout*3/5))
 			if err != nil {
 				return err
 			}

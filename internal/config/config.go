@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -176,18 +177,27 @@ func Parse(b []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-// yamlError splits yaml.v3's multi-line type errors into one error a line.
+// yamlError splits yaml.v3's multi-line type errors into one error a line
+// and words them for people: "line 7: field maxInflight not found in type
+// consumers.Delivery" becomes "line 7: unknown field maxInflight".
 func yamlError(err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		errs := make([]error, len(te.Errors))
 		for i, e := range te.Errors {
+			e = unknownField.ReplaceAllString(e, "unknown field $1")
+			e = goType.ReplaceAllString(e, "")
 			errs[i] = errors.New(e)
 		}
 		return errors.Join(errs...)
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 }
+
+var (
+	unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	goType       = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
+)
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {

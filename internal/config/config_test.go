@@ -47,12 +47,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown field",
 			yaml: "sources: []\nroutes: []\nbogus: 1\n",
-			want: []string{"line 3: field bogus not found"},
+			want: []string{"line 3: unknown field bogus"},
 		},
 		{
 			name: "unknown nested field",
 			yaml: "routes:\n  - name: a\n    sink: {type: log}\n    delivery: {maxInflight: 3}\n",
-			want: []string{"field maxInflight not found"},
+			want: []string{"line 4: unknown field maxInflight"},
 		},
 		{
 			name: "wrong type",

@@ -221,6 +221,8 @@ func TestWebhookRejectsPublishNothing(t *testing.T) {
 		{name: "missing id", contentType: "application/cloudevents+json", body: `{"specversion":"1.0","source":"s","type":"t"}`, want: http.StatusBadRequest},
 		{name: "bad json", contentType: "application/cloudevents+json", body: `{"specversion":`, want: http.StatusBadRequest},
 		{name: "batch with one bad event", contentType: "application/cloudevents-batch+json", body: "[" + structured("ok1", "t", "x") + `,{"specversion":"1.0"}]`, want: http.StatusBadRequest},
+		{name: "binary with invalid json data", contentType: "application/json", headers: map[string]string{
+			"Ce-Specversion": "1.0", "Ce-Id": "j1", "Ce-Source": "s", "Ce-Type": "t"}, body: `{"Vm":`, want: http.StatusBadRequest},
 		{name: "xml format", contentType: "application/cloudevents+xml", body: `<event/>`, want: http.StatusUnsupportedMediaType},
 		{name: "too large", contentType: "application/cloudevents+json", body: structured("big", "t", strings.Repeat("x", 2<<20)), want: http.StatusRequestEntityTooLarge},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/format"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go"
 
 	"github.com/vrelay/vrelay/producers"
 )
@@ -98,6 +99,20 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) int {
 	ctx, cancel := context.WithTimeout(r.Context(), cfg.PublishTimeout)
 	defer cancel()
 	if err := h.pub.Publish(ctx, evs...); err != nil {
+		// An event that can never be stored is the sender's problem: say
+		// which one and why, instead of inviting endless retries.
+		var evErr *producers.EventError
+		if errors.As(err, &evErr) {
+			code := http.StatusBadRequest
+			if errors.Is(err, nats.ErrMaxPayload) {
+				code = http.StatusRequestEntityTooLarge
+			}
+			rej := &rejection{code: code, reason: "event cannot be stored", detail: evErr.Err.Error(), index: -1}
+			if len(evs) > 1 {
+				rej.index = evErr.Index
+			}
+			return h.reject(w, r, rej)
+		}
 		h.src.log.LogAttrs(r.Context(), slog.LevelWarn, "publish webhook events",
 			slog.Int("events", len(evs)), slog.String("remote_addr", r.RemoteAddr), slog.Any("error", err))
 		w.Header().Set("Retry-After", "1")
