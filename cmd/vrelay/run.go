@@ -70,7 +70,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			return err
 		}
 		log.Info("operations endpoint listening", "addr", ln.Addr().String())
-		g.Go(func() error { return serveUntil(gctx, srv, ln, cfg.ShutdownTimeout) })
+		g.Go(func() error { return serveUntil(gctx, srv, ln, cfg.ShutdownTimeout*3/5) })
 	}
 
 	if role != roleProducers {
@@ -136,7 +136,7 @@ func connectNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, func(), erro
 		if err != nil {
 			return nil, nil, err
 		}
-		return nc, func() { drain(nc, cfg.ShutdownTimeout, log) }, nil
+		return nc, func() { drain(nc, cfg.ShutdownTimeout*2/5, log) }, nil
 	}
 	srv, err := streams.StartEmbedded(*cfg.NATS.Embedded, log)
 	if err != nil {
@@ -148,7 +148,7 @@ func connectNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, func(), erro
 		return nil, nil, err
 	}
 	return nc, func() {
-		drain(nc, cfg.ShutdownTimeout, log)
+		drain(nc, cfg.ShutdownTimeout*2/5, log)
 		srv.Shutdown()
 		log.Info("embedded nats-server stopped")
 	}, nil

@@ -48,8 +48,11 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	// Routes deliver from it, each on its own durable consumer.
 	Routes []Route `yaml:"routes"`
-	// ShutdownTimeout bounds the graceful stop after SIGTERM; keep it shorter
-	// than the pod's terminationGracePeriodSeconds. Default "25s".
+	// ShutdownTimeout bounds the graceful stop after SIGTERM: routes get
+	// three fifths of it to finish the sends under way, then draining the
+	// NATS connection gets the rest. Keep it shorter than the pod's
+	// terminationGracePeriodSeconds, and each webhook's own shutdownTimeout
+	// within three fifths of it. Default "25s".
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
 
