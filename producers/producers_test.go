@@ -277,3 +277,22 @@ func TestPublishRefusesUnstorableEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestLast(t *testing.T) {
+	_, js := natstest.Run(t)
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "vcenter", Source: "vc01"})
+	other := producers.NewPublisher(js, producers.Scope{Provider: "vcenter", Source: "vc02"})
+	if _, err := pub.Last(t.Context()); !errors.Is(err, producers.ErrNoEvent) {
+		t.Fatalf("Last on empty stream: %v, want ErrNoEvent", err)
+	}
+	if err := pub.Publish(t.Context(), newEvent(1), newEvent(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Publish(t.Context(), newEvent(3)); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := pub.Last(t.Context())
+	if err != nil || ev.ID() != "2" {
+		t.Fatalf("Last = %q, %v; want event 2 (not vc02's 3)", ev.ID(), err)
+	}
+}

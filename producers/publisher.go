@@ -164,3 +164,28 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) er
 		pending = failed
 	}
 }
+
+// Last returns the last event this source stored in the stream, or
+// ErrNoEvent. A polling source compares it with its checkpoint at start: on
+// a single node, a power loss can lose the last second of stream writes
+// while the checkpoint bucket kept a later position, and the stream, not
+// the checkpoint, then says where to resume.
+func (p *JetStreamPublisher) Last(ctx context.Context) (event.Event, error) {
+	s, err := p.js.Stream(ctx, streams.EventStream)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("open %s: %w", streams.EventStream, err)
+	}
+	filter := p.scope.Root + "." + streams.Token(p.scope.Provider) + "." + streams.Token(p.scope.Source) + ".>"
+	raw, err := s.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return event.Event{}, ErrNoEvent
+	}
+	if err != nil {
+		return event.Event{}, fmt.Errorf("read last event of %s: %w", filter, err)
+	}
+	return streams.Decode(raw.Data)
+}
+
+// ErrNoEvent is returned by [JetStreamPublisher.Last] when the stream holds
+// no event of the source.
+var ErrNoEvent = errors.New("no event of this source in the stream")
