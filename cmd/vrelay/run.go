@@ -22,6 +22,8 @@ import (
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/config"
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/producers/vcenter"
+	"github.com/vrelay/vrelay/producers/vcsim"
 	"github.com/vrelay/vrelay/producers/webhook"
 	"github.com/vrelay/vrelay/streams"
 )
@@ -102,8 +104,12 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 
 	if role != roleConsumers {
 		metrics := producers.NewMetrics(reg)
+		cp, err := producers.NewCheckpointer(ctx, js)
+		if err != nil {
+			return err
+		}
 		for i, s := range cfg.Sources {
-			src, scope, err := newSource(s, reg, log)
+			src, scope, err := newSource(s, cp, reg, log)
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
@@ -215,17 +221,38 @@ func newSink(s config.Sink, log *slog.Logger) (consumers.Sink, error) {
 	}
 }
 
-func newSource(s config.Source, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
-	scope := producers.Scope{Provider: s.Type, Source: s.Name}
+// newSource builds the source of one configuration entry and the scope its
+// events are published under.
+func newSource(s config.Source, cp producers.Checkpointer, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
 	switch s.Type {
 	case config.SourceWebhook:
 		src, err := webhook.New(*s.Webhook,
 			webhook.WithName(s.Name),
 			webhook.WithLogger(log),
 			webhook.WithRegisterer(reg))
-		return src, scope, err
+		return src, producers.Scope{Provider: s.Type, Source: s.Name}, err
+	case config.SourceVCenter:
+		src, err := vcenter.New(*s.VCenter,
+			vcenter.WithName(s.Name),
+			vcenter.WithLogger(log),
+			vcenter.WithCheckpointer(cp),
+			vcenter.WithRegisterer(reg))
+		if err != nil {
+			return nil, producers.Scope{}, err
+		}
+		return src, src.Scope(), nil
+	case config.SourceSimulator:
+		src, err := vcsim.New(*s.Simulator,
+			vcsim.WithName(s.Name),
+			vcsim.WithLogger(log),
+			vcsim.WithCheckpointer(cp),
+			vcsim.WithRegisterer(reg))
+		if err != nil {
+			return nil, producers.Scope{}, err
+		}
+		return src, src.Scope(), nil
 	default:
-		return nil, scope, fmt.Errorf("unknown source type %q", s.Type)
+		return nil, producers.Scope{}, fmt.Errorf("unknown source type %q", s.Type)
 	}
 }
 

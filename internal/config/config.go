@@ -32,6 +32,8 @@ import (
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/filters"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/producers/vcenter"
+	"github.com/vrelay/vrelay/producers/vcsim"
 	"github.com/vrelay/vrelay/producers/webhook"
 	"github.com/vrelay/vrelay/streams"
 )
@@ -72,18 +74,25 @@ type HTTP struct {
 
 // Source types.
 const (
-	SourceWebhook = "webhook"
+	SourceWebhook   = "webhook"
+	SourceVCenter   = "vcenter"
+	SourceSimulator = "simulator"
 )
+
+var sourceTypes = "webhook, vcenter, simulator"
 
 // Source is one upstream system. Type selects which of the sections below
 // applies; the others stay empty.
 type Source struct {
 	// Name names the source in subjects (`vmware.<provider>.<name>.<type>`),
-	// checkpoints and metrics. Letters, digits, '-' and '_'.
+	// checkpoints (`<provider>.<name>`) and metrics. Letters, digits, '-'
+	// and '_'.
 	Name string `yaml:"name"`
-	// Type is one of: webhook.
-	Type    string          `yaml:"type"`
-	Webhook *webhook.Config `yaml:"webhook"`
+	// Type is one of: webhook, vcenter, simulator.
+	Type      string          `yaml:"type"`
+	Webhook   *webhook.Config `yaml:"webhook"`
+	VCenter   *vcenter.Config `yaml:"vcenter"`
+	Simulator *vcsim.Config   `yaml:"simulator"`
 }
 
 // Route is one independent delivery.
@@ -221,8 +230,18 @@ func (c *Config) SetDefaults() {
 		c.ShutdownTimeout = 25 * time.Second
 	}
 	for i := range c.Sources {
-		if s := &c.Sources[i]; s.Type == SourceWebhook && s.Webhook == nil {
+		s := &c.Sources[i]
+		switch {
+		case s.Type == SourceWebhook && s.Webhook == nil:
 			s.Webhook = &webhook.Config{}
+		case s.Type == SourceSimulator && s.Simulator == nil:
+			s.Simulator = &vcsim.Config{}
+		}
+		if s.VCenter != nil {
+			s.VCenter.SetDefaults()
+		}
+		if s.Simulator != nil {
+			s.Simulator.SetDefaults()
 		}
 	}
 	for i := range c.Routes {
@@ -267,14 +286,18 @@ func (c *Config) Validate() error {
 		add(cfgerr.New("", "no sources and no routes: nothing to do"))
 	}
 
+	// Sources of one provider share subjects and checkpoint keys, so their
+	// names must differ; a simulator publishes as provider vcenter.
 	sourceNames := map[string]int{}
 	for i := range c.Sources {
+		s := c.Sources[i]
 		p := fmt.Sprintf("sources[%d]", i)
-		add(cfgerr.Prefix(p, c.Sources[i].validate()))
-		if prev, dup := sourceNames[c.Sources[i].Type+"/"+c.Sources[i].Name]; dup {
-			add(cfgerr.Newf(p+".name", "%q is already the name of sources[%d]", c.Sources[i].Name, prev))
+		add(cfgerr.Prefix(p, s.validate()))
+		key := Provider(s.Type) + "/" + s.Name
+		if prev, dup := sourceNames[key]; dup {
+			add(cfgerr.Newf(p+".name", "%q is already the name of sources[%d]", s.Name, prev))
 		}
-		sourceNames[c.Sources[i].Type+"/"+c.Sources[i].Name] = i
+		sourceNames[key] = i
 	}
 	listeners := map[string]string{}
 	if c.HTTP.Listen != "off" {
@@ -303,6 +326,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Provider is the subject and checkpoint provider of a source type: a
+// simulator is a vCenter.
+func Provider(sourceType string) string {
+	if sourceType == SourceSimulator {
+		return SourceVCenter
+	}
+	return sourceType
+}
+
 func (s *Source) validate() error {
 	var errs []error
 	if !consumers.ValidRouteName(s.Name) {
@@ -311,13 +343,26 @@ func (s *Source) validate() error {
 	switch s.Type {
 	case SourceWebhook:
 		errs = append(errs, cfgerr.Prefix("webhook", s.Webhook.Validate()))
+	case SourceVCenter:
+		if s.VCenter == nil {
+			errs = append(errs, cfgerr.New("vcenter", "is required with type vcenter"))
+		} else {
+			errs = append(errs, cfgerr.Prefix("vcenter", s.VCenter.Validate()))
+		}
+	case SourceSimulator:
+		errs = append(errs, cfgerr.Prefix("simulator", s.Simulator.Validate()))
 	case "":
-		errs = append(errs, cfgerr.New("type", "is required (webhook)"))
+		errs = append(errs, cfgerr.Newf("type", "is required (%s)", sourceTypes))
 	default:
-		errs = append(errs, cfgerr.Newf("type", "%q is not a source type (webhook)", s.Type))
+		errs = append(errs, cfgerr.Newf("type", "%q is not a source type (%s)", s.Type, sourceTypes))
 	}
-	if s.Type != SourceWebhook && s.Webhook != nil {
-		errs = append(errs, cfgerr.Newf("webhook", "is set but type is %q", s.Type))
+	for _, sec := range []struct {
+		name string
+		set  bool
+	}{{SourceWebhook, s.Webhook != nil}, {SourceVCenter, s.VCenter != nil}, {SourceSimulator, s.Simulator != nil}} {
+		if sec.set && s.Type != sec.name {
+			errs = append(errs, cfgerr.Newf(sec.name, "is set but type is %q", s.Type))
+		}
 	}
 	return errors.Join(errs...)
 }

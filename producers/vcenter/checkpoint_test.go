@@ -1,0 +1,158 @@
+package vcenter
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestKeyAfter(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b int32
+		want bool
+	}{
+		{"next", 8, 7, true},
+		{"same", 7, 7, false},
+		{"previous", 6, 7, false},
+		{"far ahead", 1_000_000, 7, true},
+		{"wrap to negative", math.MinInt32, math.MaxInt32, true},
+		{"past the wrap", math.MinInt32 + 5, math.MaxInt32 - 5, true},
+		{"before the wrap", math.MaxInt32 - 5, math.MinInt32 + 5, false},
+		{"negative keys count up", -5, -6, true},
+		{"through zero", 3, -3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := keyAfter(tt.a, tt.b); got != tt.want {
+				t.Errorf("keyAfter(%d, %d) = %v, want %v", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCoversAcrossWrap is what a restart does at the wrap: the checkpoint
+// holds a key just below MaxInt32, and vCenter returns the events around
+// it; only those after it, negative keys included, are new.
+func TestCoversAcrossWrap(t *testing.T) {
+	pos := position{key: math.MaxInt32 - 1, hasKey: true}
+	page := []int32{math.MaxInt32 - 2, math.MaxInt32 - 1, math.MaxInt32, math.MinInt32, math.MinInt32 + 1}
+	var fresh []int32
+	for _, k := range page {
+		if !pos.covers(k) {
+			fresh = append(fresh, k)
+		}
+	}
+	if diff := cmp.Diff([]int32{math.MaxInt32, math.MinInt32, math.MinInt32 + 1}, fresh); diff != "" {
+		t.Errorf("new keys differ (-want +got):\n%s", diff)
+	}
+	if (position{}).covers(math.MinInt32) {
+		t.Error("a position without a key covers an event")
+	}
+}
+
+func TestCheckpointJSON(t *testing.T) {
+	at := time.Date(2024, 5, 1, 10, 0, 8, 715999000, time.UTC)
+	pos := position{instance: "7a4e0ad6-0e63-4ab8-9f0e-0c3c44f3e7a1", begin: at, key: -16957152, typ: "VmPoweredOnEvent", hasKey: true}
+	b, err := json.Marshal(pos.checkpoint("https://vc01/sdk", at.Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"vCenter":"https://vc01/sdk","lastEventKey":-16957152,"lastEventType":"VmPoweredOnEvent",` +
+		`"lastEventKeyTimestamp":"2024-05-01T10:00:08.715999Z","createdTimestamp":"2024-05-01T10:00:09.715999Z",` +
+		`"instanceUuid":"7a4e0ad6-0e63-4ab8-9f0e-0c3c44f3e7a1"}`
+	if string(b) != want {
+		t.Errorf("got %s\nwant %s", b, want)
+	}
+	cp, err := parseCheckpoint(b)
+	if err != nil {
+		t.Fatalf("parse what was saved: %v", err)
+	}
+	if cp.LastEventKey != pos.key || !cp.LastEventKeyTimestamp.Equal(at) || cp.InstanceUUID != pos.instance {
+		t.Errorf("got %+v back", cp)
+	}
+
+	// A Tanzu Sources checkpoint has no instanceUuid; it is accepted.
+	tanzu := `{"vCenter":"https://vc/sdk","lastEventKey":42,"lastEventType":"UserLoginSessionEvent",` +
+		`"lastEventKeyTimestamp":"2023-11-27T10:00:08.715999Z","createdTimestamp":"2023-11-27T10:00:12Z"}`
+	if cp, err := parseCheckpoint([]byte(tanzu)); err != nil || cp.LastEventKey != 42 || cp.InstanceUUID != "" {
+		t.Errorf("got %+v, %v for a Tanzu checkpoint", cp, err)
+	}
+}
+
+func TestCorruptCheckpointError(t *testing.T) {
+	_, cause := parseCheckpoint([]byte("{"))
+	err := corruptCheckpoint("vcenter.vc01", cause)
+	const want = "vcenter: checkpoint vcenter.vc01: corrupt checkpoint: not checkpoint JSON: unexpected EOF; " +
+		"to start over at the current time, delete it: nats kv del vrelay_checkpoints vcenter.vc01"
+	if err.Error() != want {
+		t.Errorf("got %q\nwant %q", err, want)
+	}
+}
+
+func TestScope(t *testing.T) {
+	s := &Source{name: "vc01", inflight: make(map[string]inflight)}
+	uuid := "11111111-2222-3333-4444-555555555555"
+	s.instance.Store(&uuid)
+	sc := s.Scope()
+	if sc.Provider != "vcenter" || sc.Source != "vc01" {
+		t.Errorf("got scope %s/%s, want vcenter/vc01", sc.Provider, sc.Source)
+	}
+
+	tanzu := event.New()
+	tanzu.SetID("42")
+	tanzu.SetType("com.vmware.vsphere.com.vmware.vc.HA.DasHostFailedEvent.v0")
+	router := event.New()
+	router.SetID("5f0c5e8e-4c59-5d5b-9d5e-2d1f0f6d3a11")
+	router.SetType("com.vmware.event.router/event")
+	router.SetSubject("VmPoweredOffEvent")
+
+	// Outside a batch: the connected instance and the CE id.
+	for _, c := range []struct {
+		ev           *event.Event
+		msgID, token string
+	}{
+		{&tanzu, uuid + ":42", "com.vmware.vc.HA.DasHostFailedEvent"},
+		{&router, uuid + ":" + router.ID(), "VmPoweredOffEvent"},
+	} {
+		if got := sc.MsgID(c.ev); got != c.msgID {
+			t.Errorf("MsgID() = %q, want %q", got, c.msgID)
+		}
+		if got := sc.TypeToken(c.ev); got != c.token {
+			t.Errorf("TypeToken() = %q, want %q", got, c.token)
+		}
+	}
+
+	// Inside a batch: what Run registered, so a router event gets its key.
+	untrack := s.track([]string{router.ID()}, []inflight{{msgID: uuid + ":7", typ: "VmPoweredOffEvent"}})
+	if got := sc.MsgID(&router); got != uuid+":7" {
+		t.Errorf("MsgID() in a batch = %q, want %q", got, uuid+":7")
+	}
+	untrack()
+	if got := sc.MsgID(&router); !strings.HasSuffix(got, router.ID()) {
+		t.Errorf("MsgID() after the batch = %q, want the fallback", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	s := &Source{minWait: time.Second, maxWait: time.Minute}
+	var got []time.Duration
+	for n := 1; n <= 9; n++ {
+		got = append(got, s.backoff(n))
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backoff differs (-want +got):\n%s", diff)
+	}
+	if d := s.backoff(1 << 20); d != time.Minute {
+		t.Errorf("backoff after many failures = %s, want the cap", d)
+	}
+}

@@ -1,0 +1,199 @@
+package vcenter
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/secret"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultMaxAge           = 5 * time.Minute
+	DefaultCheckpointPeriod = 10 * time.Second
+	DefaultPollInterval     = time.Second
+	DefaultPageSize         = 1000
+	// MaxPageSize is the most events vCenter returns from one
+	// ReadNextEvents call.
+	MaxPageSize = 1000
+)
+
+// Config is one vCenter as an operator writes it. Its fields map 1:1 to the
+// Tanzu VSphereSource where one exists: address, skipTLSVerify,
+// checkpointConfig.maxAgeSeconds (checkpoint.maxAge),
+// checkpointConfig.periodSeconds (checkpoint.period) and payloadEncoding;
+// VSphereSource's secretRef becomes username plus password.
+//
+//	address: https://vc01.example.com/sdk
+//	username: vrelay@vsphere.local
+//	password:
+//	  fromFile: /var/run/secrets/vc01/password
+//	caFile: /etc/vrelay/vc01-ca.pem
+//	checkpoint:
+//	  maxAge: 5m
+//	  period: 10s
+//	format: tanzu
+//	payloadEncoding: application/json
+type Config struct {
+	// Address is the vCenter SDK endpoint, such as
+	// "https://vc01.example.com/sdk". A bare host or host:port means
+	// https://<host>/sdk. Only https is accepted, and the URL may not hold
+	// credentials. Required.
+	Address string `yaml:"address"`
+	// Username is the vCenter user, such as "vrelay@vsphere.local". It needs
+	// only read access: the source creates collectors and reads events.
+	// Required.
+	Username string `yaml:"username"`
+	// Password names where the user's password lives (fromEnv or fromFile).
+	// It is read once, by New, and never logged. Required.
+	Password secret.Ref `yaml:"password"`
+	// SkipTLSVerify accepts any certificate the vCenter presents. Default
+	// false: the certificate must chain to the system roots or to CAFile.
+	// Use it only on a lab vCenter; it may not be combined with CAFile.
+	SkipTLSVerify bool `yaml:"skipTLSVerify"`
+	// CAFile is a PEM file of the CA certificates that sign the vCenter
+	// certificate (the VMCA root, from https://<vcenter>/certs/download.zip).
+	// They replace the system roots. Read once, by New. Default: system roots.
+	CAFile string `yaml:"caFile"`
+	// Checkpoint says how the position is kept and replayed.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	// Format is the CloudEvent shape: "tanzu" (Tanzu Sources for Knative,
+	// the default) or "router" (VMware Event Router).
+	Format Format `yaml:"format"`
+	// PayloadEncoding is the encoding of the CloudEvent data:
+	// "application/json" (the default, the PascalCase shape existing
+	// functions read) or "application/xml".
+	PayloadEncoding string `yaml:"payloadEncoding"`
+	// PollInterval bounds how long the source waits for vCenter to report
+	// a new event before it reads anyway. New events are normally seen at
+	// once, so this is only a fallback. vCenter counts the wait in whole
+	// seconds: it is rounded up. Default "1s".
+	PollInterval time.Duration `yaml:"pollInterval"`
+	// PageSize is how many events one ReadNextEvents call returns at most,
+	// and so the size of one JetStream publish batch. From 1 to 1000.
+	// Default 1000.
+	PageSize int `yaml:"pageSize"`
+}
+
+// CheckpointConfig is how the source keeps its position in the checkpoint
+// bucket and what it replays after a restart.
+type CheckpointConfig struct {
+	// MaxAge bounds the replay after a restart: the source resumes after
+	// the checkpointed event, but never earlier than MaxAge before vCenter's
+	// current time, and logs a warning naming the span it skipped. "0s"
+	// means no replay: start at the current time. It is a pointer so that
+	// "0s" can be told from "unset". It does not apply to reconnects while
+	// running, which always resume after the last published event.
+	// Default "5m".
+	MaxAge *time.Duration `yaml:"maxAge"`
+	// Period is how often the position is saved while events flow; it is
+	// saved once more on shutdown. A crash replays at most about one period
+	// of events, which JetStream drops as duplicates. Default "10s".
+	Period time.Duration `yaml:"period"`
+}
+
+// SetDefaults fills unset fields with their defaults. [New] calls it.
+func (c *Config) SetDefaults() {
+	if c.Checkpoint.MaxAge == nil {
+		d := DefaultMaxAge
+		c.Checkpoint.MaxAge = &d
+	}
+	if c.Checkpoint.Period == 0 {
+		c.Checkpoint.Period = DefaultCheckpointPeriod
+	}
+	if c.Format == "" {
+		c.Format = FormatTanzu
+	}
+	if c.PayloadEncoding == "" {
+		c.PayloadEncoding = EncodingJSON
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
+	}
+}
+
+// Validate reports every problem at once, each a [cfgerr.FieldError] whose
+// path is relative to the Config. Zero values are valid where they have a
+// default. Validate reads no files and no environment; [New] reads the
+// password and the CA file.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Address == "" {
+		errs = append(errs, cfgerr.New("address", "is required"))
+	} else if _, err := parseAddress(c.Address); err != nil {
+		errs = append(errs, cfgerr.New("address", err.Error()))
+	}
+	if c.Username == "" {
+		errs = append(errs, cfgerr.New("username", "is required"))
+	}
+	if c.Password.IsZero() {
+		errs = append(errs, cfgerr.New("password", "is required: set fromEnv or fromFile"))
+	}
+	errs = append(errs, cfgerr.Prefix("password", c.Password.Validate()))
+	if c.SkipTLSVerify && c.CAFile != "" {
+		errs = append(errs, cfgerr.New("caFile", "may not be set with skipTLSVerify, which ignores it"))
+	}
+	if m := c.Checkpoint.MaxAge; m != nil && *m < 0 {
+		errs = append(errs, cfgerr.Newf("checkpoint.maxAge", "must be positive or 0s, got %s", *m))
+	}
+	if c.Checkpoint.Period < 0 {
+		errs = append(errs, cfgerr.Newf("checkpoint.period", "must be positive, got %s", c.Checkpoint.Period))
+	}
+	switch c.Format {
+	case "", FormatTanzu, FormatRouter:
+	default:
+		errs = append(errs, cfgerr.Newf("format", "must be %q or %q, got %q", FormatTanzu, FormatRouter, c.Format))
+	}
+	switch c.PayloadEncoding {
+	case "", EncodingJSON, EncodingXML:
+	default:
+		errs = append(errs, cfgerr.Newf("payloadEncoding", "must be %q or %q, got %q",
+			EncodingJSON, EncodingXML, c.PayloadEncoding))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, cfgerr.Newf("pollInterval", "must be positive, got %s", c.PollInterval))
+	}
+	if c.PageSize < 0 || c.PageSize > MaxPageSize {
+		errs = append(errs, cfgerr.Newf("pageSize", "must be from 1 to %d, got %d", MaxPageSize, c.PageSize))
+	}
+	return errors.Join(errs...)
+}
+
+// parseAddress turns an address into the SDK URL: https, a host, the path
+// /sdk unless another is given, and no credentials, query or fragment.
+func parseAddress(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("not a URL or host name")
+	}
+	switch {
+	case u.Scheme != "https":
+		return nil, fmt.Errorf("must use https, got %q", u.Scheme)
+	case u.User != nil:
+		return nil, errors.New("may not hold credentials: use username and password")
+	case u.Host == "" || u.Hostname() == "":
+		return nil, errors.New("has no host")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("may not have a query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return nil, fmt.Errorf("invalid port %q", p)
+		}
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/sdk"
+	}
+	return u, nil
+}

@@ -1,0 +1,209 @@
+package vcenter
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/session/keepalive"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+const (
+	// keepAliveIdle is how long a session may sit without a call before the
+	// keep-alive calls CurrentTime. The reader calls vCenter at least every
+	// poll interval, so this matters only while a publish is being retried
+	// (NATS down), which may outlast vCenter's session timeout (30 minutes
+	// by default).
+	keepAliveIdle    = 5 * time.Minute
+	keepAliveTimeout = 30 * time.Second
+	// requestTimeout bounds one SOAP call, on top of the poll wait.
+	requestTimeout = 60 * time.Second
+	// cleanupTimeout bounds the calls that tidy up a session: destroying
+	// the collectors and logging out.
+	cleanupTimeout = 5 * time.Second
+)
+
+// conn is one logged-in vCenter session with its event history collector
+// and the property collector that watches the collector's latest page.
+type conn struct {
+	vc       *vim25.Client
+	sessions *session.Manager
+	about    types.AboutInfo
+	now      time.Time // vCenter's clock at login
+
+	events   types.ManagedObjectReference // EventHistoryCollector
+	props    types.ManagedObjectReference // PropertyCollector
+	version  string                       // of the last WaitForUpdatesEx
+	maxWait  int32                        // seconds
+	pageSize int32
+}
+
+// dial connects and logs in. Errors name what failed; they never hold the
+// password.
+func (s *Source) dial(ctx context.Context) (*conn, error) {
+	sc := soap.NewClient(s.sdk, s.cfg.SkipTLSVerify)
+	if s.roots != nil {
+		sc.DefaultTransport().TLSClientConfig.RootCAs = s.roots
+	}
+	maxWait := int32(max(1, (s.cfg.PollInterval+time.Second-1)/time.Second))
+	sc.Timeout = requestTimeout + time.Duration(maxWait)*time.Second
+	sc.UserAgent = "vrelay"
+	// Speak the vCenter's own API version, as govc does, so that it sends
+	// every event type it knows. Without the version file the client's
+	// default stays, which vCenter accepts too.
+	_ = sc.UseServiceVersion()
+
+	vc, err := vim25.NewClient(ctx, sc)
+	if err != nil {
+		sc.CloseIdleConnections()
+		return nil, fmt.Errorf("connect to %s: %w", s.sdk, err)
+	}
+	rt := vc.RoundTripper
+	vc.RoundTripper = keepalive.NewHandlerSOAP(rt, keepAliveIdle, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), keepAliveTimeout)
+		defer cancel()
+		_, err := methods.GetCurrentTime(ctx, rt)
+		return err
+	})
+	c := &conn{
+		vc:       vc,
+		sessions: session.NewManager(vc),
+		about:    vc.ServiceContent.About,
+		maxWait:  maxWait,
+		pageSize: int32(s.cfg.PageSize),
+	}
+	if err := c.sessions.Login(ctx, url.UserPassword(s.cfg.Username, s.password.Reveal())); err != nil {
+		sc.CloseIdleConnections()
+		return nil, fmt.Errorf("log in to %s as %s: %w", s.sdk, s.cfg.Username, err)
+	}
+	now, err := methods.GetCurrentTime(ctx, vc)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("read the time of %s: %w", s.sdk, err)
+	}
+	c.now = *now
+	return c, nil
+}
+
+// follow creates the event history collector, beginning at begin, and the
+// property collector that reports changes of its latest page.
+//
+// The latest page holds one event: it only has to change when an event
+// arrives, and a small page keeps each change notification small. Reading
+// uses ReadNextEvents, whose page size is independent of it.
+func (c *conn) follow(ctx context.Context, begin time.Time) error {
+	res, err := methods.CreateCollectorForEvents(ctx, c.vc, &types.CreateCollectorForEvents{
+		This: *c.vc.ServiceContent.EventManager,
+		Filter: types.EventFilterSpec{
+			Time:     &types.EventFilterSpecByTime{BeginTime: types.NewTime(begin)},
+			MaxCount: 1,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create event collector: %w", err)
+	}
+	c.events = res.Returnval
+
+	pc, err := methods.CreatePropertyCollector(ctx, c.vc, &types.CreatePropertyCollector{
+		This: c.vc.ServiceContent.PropertyCollector,
+	})
+	if err != nil {
+		return fmt.Errorf("create property collector: %w", err)
+	}
+	c.props = pc.Returnval
+	_, err = methods.CreateFilter(ctx, c.vc, &types.CreateFilter{
+		This: c.props,
+		Spec: types.PropertyFilterSpec{
+			ObjectSet: []types.ObjectSpec{{Obj: c.events}},
+			PropSet:   []types.PropertySpec{{Type: c.events.Type, PathSet: []string{"latestPage"}}},
+		},
+		PartialUpdates: false,
+	})
+	if err != nil {
+		return fmt.Errorf("watch event collector: %w", err)
+	}
+	// The first wait returns the current state at once and a version that
+	// later waits start from, so no change between it and a read is missed.
+	_, err = c.wait(ctx)
+	return err
+}
+
+// read returns the next page of events, oldest first.
+func (c *conn) read(ctx context.Context) ([]types.BaseEvent, error) {
+	res, err := methods.ReadNextEvents(ctx, c.vc, &types.ReadNextEvents{This: c.events, MaxCount: c.pageSize})
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return res.Returnval, nil
+}
+
+// wait blocks until the collector's latest page changed since the last
+// wait, or for the poll interval. It returns the newest event the change
+// reported, or nil when the wait timed out.
+func (c *conn) wait(ctx context.Context) (types.BaseEvent, error) {
+	res, err := methods.WaitForUpdatesEx(ctx, c.vc, &types.WaitForUpdatesEx{
+		This:    c.props,
+		Version: c.version,
+		Options: &types.WaitOptions{MaxWaitSeconds: &c.maxWait},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for events: %w", err)
+	}
+	set := res.Returnval
+	if set == nil {
+		return nil, nil
+	}
+	c.version = set.Version
+	var newest types.BaseEvent
+	for _, fs := range set.FilterSet {
+		for _, ou := range fs.ObjectSet {
+			for _, ch := range ou.ChangeSet {
+				page, ok := ch.Val.(types.ArrayOfEvent)
+				if !ok {
+					continue
+				}
+				for _, be := range page.Event {
+					if be == nil || be.GetEvent() == nil {
+						continue
+					}
+					if newest == nil || keyAfter(be.GetEvent().Key, newest.GetEvent().Key) {
+						newest = be
+					}
+				}
+			}
+		}
+	}
+	return newest, nil
+}
+
+// close tidies up on vCenter with a fresh context: it ends a pending wait,
+// destroys the collectors (vCenter allows 32 event collectors per session)
+// and logs out, which also stops the keep-alive. Errors are ignored: the
+// session may be gone already.
+func (c *conn) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if c.props.Value != "" {
+		_, _ = methods.CancelWaitForUpdates(ctx, c.vc, &types.CancelWaitForUpdates{This: c.props})
+		_, _ = methods.DestroyPropertyCollector(ctx, c.vc, &types.DestroyPropertyCollector{This: c.props})
+	}
+	if c.events.Value != "" {
+		_, _ = methods.DestroyCollector(ctx, c.vc, &types.DestroyCollector{This: c.events})
+	}
+	_ = c.sessions.Logout(ctx)
+	c.vc.CloseIdleConnections()
+}
+
+// Failure kinds, for the log message that tells an operator what to fix.
+func isBadLogin(err error) bool { return fault.Is(err, &types.InvalidLogin{}) }
+
+func isSessionLost(err error) bool { return fault.Is(err, &types.NotAuthenticated{}) }
+
+func isUntrusted(err error) bool { return soap.IsCertificateUntrusted(err) }

@@ -1,0 +1,453 @@
+package vcenter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vrelay/vrelay/producers"
+)
+
+// saveTimeout bounds one checkpoint save, the last one on shutdown
+// included.
+const saveTimeout = 5 * time.Second
+
+// errCollectorStale means vCenter reported events that the collector will
+// not return: it lost its place, which the simulator does when a reader
+// falls more than 1000 events behind. A new collector is made.
+var errCollectorStale = errors.New("event collector lost its place")
+
+// Run connects to vCenter and publishes its events, in order, until ctx is
+// done; then it saves the position and returns ctx.Err().
+//
+// Run loads the checkpoint first. A checkpoint that cannot be decoded is
+// the one error Run returns ([ErrCorruptCheckpoint]): it needs an operator.
+// Everything else — vCenter unreachable, rejected credentials, an untrusted
+// certificate, a lost session, JetStream not answering — is logged once per
+// attempt and retried with a backoff from 1s doubling to 60s, resuming after
+// the last event JetStream stored.
+//
+// Each ReadNextEvents page is published with one pub.Publish call; the
+// position advances only when it returned nil, and the checkpoint, saved
+// every checkpoint.period and on shutdown, only ever holds an advanced
+// position. When idle, Run waits on vCenter's PropertyCollector for the
+// collector's latest page to change, so a new event is read at once; the
+// wait ends after pollInterval anyway and Run reads again.
+//
+// A Source runs once at a time; it may run again after Run returned.
+func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errAlreadyRunning
+	}
+	defer s.running.Store(false)
+
+	r := &reader{s: s, pub: pub, log: s.log}
+	cp, err := r.load(ctx)
+	if err != nil {
+		return err
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.checkpoints(stop)
+	}()
+	err = r.loop(ctx, cp)
+	close(stop)
+	<-stopped
+	return err
+}
+
+// reader is the state of one Run.
+type reader struct {
+	s   *Source
+	pub producers.Publisher
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pos     position
+	started bool     // pos is valid
+	saved   position // what the checkpoint holds
+}
+
+func (r *reader) position() position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+// load reads the checkpoint, retrying while the bucket does not answer.
+// It returns nil when there is none.
+func (r *reader) load(ctx context.Context) (*checkpoint, error) {
+	if r.s.cp == nil {
+		return nil, nil
+	}
+	key := r.s.cpKey
+	for attempt := 1; ; attempt++ {
+		b, err := r.s.cp.Load(ctx, key)
+		if errors.Is(err, producers.ErrNoCheckpoint) {
+			return nil, nil
+		}
+		if err == nil {
+			cp, err := parseCheckpoint(b)
+			if err != nil {
+				return nil, corruptCheckpoint(key, err)
+			}
+			return &cp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		wait := r.s.backoff(attempt)
+		r.log.Warn("cannot load the checkpoint; retrying", "checkpoint_key", key, "attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// loop runs sessions until ctx is done, with a backoff between failures.
+func (r *reader) loop(ctx context.Context, cp *checkpoint) error {
+	failures := 0
+	for {
+		progressed, err := r.session(ctx, &cp)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			failures = 0
+		}
+		failures++
+		r.s.metrics.disconnects.Inc()
+		wait := r.s.backoff(failures)
+		args := []any{"vcenter", r.s.sdk.String(), "attempt", failures, "retry_in", wait, "err", err}
+		switch {
+		case isBadLogin(err):
+			r.log.Error("vcenter rejected the username or password; fix the credentials. Retrying",
+				append(args, "username", r.s.cfg.Username)...)
+		case isUntrusted(err):
+			r.log.Error("vcenter certificate is not trusted; set caFile to the CA that signed it (or skipTLSVerify on a lab vCenter). Retrying", args...)
+		case isSessionLost(err):
+			r.log.Warn("vcenter session lost; reconnecting", args...)
+		case errors.Is(err, errCollectorStale):
+			r.log.Warn("vcenter event collector lost its place, some events may be missing; reconnecting", args...)
+		default:
+			r.log.Error("vcenter connection failed; retrying", args...)
+		}
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// session connects, positions a collector and publishes until an error.
+// progressed says whether it got as far as reading events.
+func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool, err error) {
+	c, err := r.s.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.close()
+	uuid := c.about.InstanceUuid
+	r.s.instance.Store(&uuid)
+
+	begin := r.start(c, cp)
+	if err := c.follow(ctx, begin); err != nil {
+		return false, err
+	}
+	r.s.metrics.connected.Set(1)
+	defer r.s.metrics.connected.Set(0)
+	r.log.Info("reading vcenter events", "vcenter", r.s.sdk.String(), "instance_uuid", uuid,
+		"api_version", c.about.ApiVersion, "begin", begin)
+
+	conv := &Converter{
+		Source:       r.s.sdk.String(),
+		APIVersion:   c.about.ApiVersion,
+		InstanceUUID: uuid,
+		Format:       r.s.cfg.Format,
+		Encoding:     r.s.cfg.PayloadEncoding,
+	}
+	var st staleness
+	for {
+		for {
+			page, err := c.read(ctx)
+			if err != nil {
+				return progressed, err
+			}
+			progressed = true
+			st.read(page)
+			if err := r.publish(ctx, conv, page); err != nil {
+				return progressed, err
+			}
+			if len(page) < r.s.cfg.PageSize {
+				break
+			}
+		}
+		if err := st.check(); err != nil {
+			return progressed, err
+		}
+		newest, err := c.wait(ctx)
+		if err != nil {
+			return progressed, err
+		}
+		st.reported(newest, r.position())
+	}
+}
+
+// staleness notices a collector that lost its place: vCenter reported an
+// event (as the collector's latest page) that the collector did not return
+// in the two drains that followed.
+type staleness struct {
+	lastRead int32 // newest key the collector returned
+	haveRead bool
+	expect   int32 // newest key vCenter reported and not read yet
+	expected bool
+	misses   int
+}
+
+func (s *staleness) read(page []types.BaseEvent) {
+	if n := len(page); n > 0 && page[n-1] != nil {
+		s.lastRead, s.haveRead = page[n-1].GetEvent().Key, true
+	}
+}
+
+func (s *staleness) reported(newest types.BaseEvent, pos position) {
+	if newest == nil {
+		return
+	}
+	k := newest.GetEvent().Key
+	if (!s.haveRead && !pos.covers(k)) || (s.haveRead && keyAfter(k, s.lastRead)) {
+		s.expect, s.expected = k, true
+	}
+}
+
+// check is called after a drain.
+func (s *staleness) check() error {
+	if !s.expected {
+		return nil
+	}
+	if s.haveRead && !keyAfter(s.expect, s.lastRead) {
+		s.expected, s.misses = false, 0
+		return nil
+	}
+	if s.misses++; s.misses < 2 {
+		return nil
+	}
+	return fmt.Errorf("%w: vcenter reported event %d, the collector returns nothing after %d",
+		errCollectorStale, s.expect, s.lastRead)
+}
+
+// start decides where a new collector begins and sets the position:
+// after the last published event while running; after the checkpoint,
+// bounded by checkpoint.maxAge, on the first connect; at vCenter's current
+// time when there is no position, or the position belongs to another
+// vCenter instance.
+func (r *reader) start(c *conn, cp **checkpoint) time.Time {
+	uuid, now := c.about.InstanceUuid, c.now
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fresh := position{instance: uuid, begin: now}
+	switch {
+	case r.started && r.pos.instance == uuid:
+		// Resume after the last published event.
+	case r.started:
+		r.log.Warn("vcenter instance changed (replaced or restored?); starting at its current time",
+			"instance_uuid", uuid, "previous_instance_uuid", r.pos.instance, "begin", now)
+		r.pos = fresh
+	case *cp != nil && (*cp).InstanceUUID != "" && (*cp).InstanceUUID != uuid:
+		r.log.Warn("checkpoint belongs to another vcenter instance (replaced, restored, or a restarted simulator); ignoring it and starting at the current time",
+			"checkpoint_key", r.s.cpKey, "checkpoint_instance_uuid", (*cp).InstanceUUID, "instance_uuid", uuid, "begin", now)
+		r.pos = fresh
+	case *cp != nil:
+		p := *cp
+		r.pos = position{instance: uuid, begin: p.LastEventKeyTimestamp, key: p.LastEventKey, typ: p.LastEventType, hasKey: true}
+		r.saved = r.pos
+		maxAge := *r.s.cfg.Checkpoint.MaxAge
+		oldest := now.Add(-maxAge)
+		switch {
+		case maxAge == 0:
+			r.log.Info("checkpoint.maxAge is 0s: not replaying, starting at the current time",
+				"checkpoint_key", r.s.cpKey, "last_event_key", p.LastEventKey, "begin", now)
+			r.pos.begin = now
+		case r.pos.begin.Before(oldest):
+			r.log.Warn("checkpoint is older than checkpoint.maxAge; events in between are skipped",
+				"checkpoint_key", r.s.cpKey, "last_event_key", p.LastEventKey,
+				"skipped_from", r.pos.begin, "skipped_to", oldest, "skipped", oldest.Sub(r.pos.begin).Round(time.Second),
+				"max_age", maxAge)
+			r.pos.begin = oldest
+		default:
+			r.log.Info("resuming after the checkpoint", "checkpoint_key", r.s.cpKey,
+				"last_event_key", p.LastEventKey, "begin", r.pos.begin)
+		}
+	default:
+		r.log.Info("no checkpoint; starting at vcenter's current time", "begin", now)
+		r.pos = fresh
+	}
+	*cp = nil
+	r.started = true
+	return r.pos.begin
+}
+
+// publish stores the events of page that come after the position, in one
+// Publish call retried until it succeeds or ctx ends, then advances the
+// position. An event that cannot be converted is logged and skipped: no
+// retry would change it.
+func (r *reader) publish(ctx context.Context, conv *Converter, page []types.BaseEvent) error {
+	pos := r.position()
+	evs := make([]event.Event, 0, len(page))
+	ids := make([]string, 0, len(page))
+	infl := make([]inflight, 0, len(page))
+	var last types.BaseEvent
+	skipped := 0
+	for _, be := range page {
+		if be == nil || be.GetEvent() == nil {
+			continue
+		}
+		e := be.GetEvent()
+		if pos.covers(e.Key) {
+			skipped++
+			continue
+		}
+		last = be
+		name, _ := EventType(be)
+		ce, err := conv.Convert(be)
+		if err != nil {
+			r.s.metrics.convertErrors.Inc()
+			r.log.Error("cannot convert a vcenter event; it is dropped", "key", e.Key, "type", name, "err", err)
+			continue
+		}
+		evs = append(evs, ce)
+		ids = append(ids, ce.ID())
+		infl = append(infl, inflight{msgID: conv.InstanceUUID + ":" + strconv.FormatInt(int64(e.Key), 10), typ: name})
+	}
+	if skipped > 0 {
+		r.s.metrics.skipped.Add(float64(skipped))
+		r.log.Debug("skipped events already stored", "count", skipped, "last_event_key", pos.key)
+	}
+	if last == nil {
+		return nil
+	}
+	if len(evs) > 0 {
+		untrack := r.s.track(ids, infl)
+		err := r.publishRetry(ctx, evs)
+		untrack()
+		if err != nil {
+			return err
+		}
+	}
+	e := last.GetEvent()
+	name, _ := EventType(last)
+	r.mu.Lock()
+	r.pos = position{instance: conv.InstanceUUID, begin: e.CreatedTime, key: e.Key, typ: name, hasKey: true}
+	r.mu.Unlock()
+	r.s.metrics.stored(len(evs), e.CreatedTime)
+	return nil
+}
+
+// publishRetry calls Publish until it succeeds or ctx ends. Meanwhile the
+// vCenter session is kept alive and nothing is read.
+func (r *reader) publishRetry(ctx context.Context, evs []event.Event) error {
+	for attempt := 1; ; attempt++ {
+		err := r.pub.Publish(ctx, evs...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := r.s.backoff(attempt)
+		r.log.Warn("cannot publish vcenter events; retrying", "count", len(evs), "attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// checkpoints saves the position every checkpoint.period while it
+// changes, and once more when stop is closed (after the reader stopped).
+func (r *reader) checkpoints(stop <-chan struct{}) {
+	if r.s.cp == nil {
+		<-stop
+		return
+	}
+	t := time.NewTicker(r.s.cfg.Checkpoint.Period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.save()
+		case <-stop:
+			r.save()
+			return
+		}
+	}
+}
+
+// save writes the position if it moved since the last save. It runs on a
+// fresh context, so the save on shutdown happens although Run's context
+// is done.
+func (r *reader) save() {
+	r.mu.Lock()
+	pos, saved := r.pos, r.saved
+	r.mu.Unlock()
+	if !pos.hasKey || pos.same(saved) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	key := r.s.cpKey
+	b, err := json.Marshal(pos.checkpoint(r.s.sdk.String(), time.Now()))
+	if err != nil { // cannot happen: plain fields
+		r.log.Error("cannot encode the checkpoint", "checkpoint_key", key, "err", err)
+		return
+	}
+	err = r.s.cp.Save(ctx, key, b)
+	switch {
+	case err == nil:
+		r.mu.Lock()
+		r.saved = pos
+		r.mu.Unlock()
+		r.s.metrics.saves.WithLabelValues("ok").Inc()
+	case errors.Is(err, producers.ErrCheckpointConflict):
+		r.s.metrics.saves.WithLabelValues("conflict").Inc()
+		r.log.Error("checkpoint was changed by another writer: is another vrelay replica reading the same vCenter? Keeping this position",
+			"checkpoint_key", key, "last_event_key", pos.key)
+		// Take in the other writer's revision, so that the next save
+		// succeeds; the position stays this reader's own.
+		if _, err := r.s.cp.Load(ctx, key); err != nil && !errors.Is(err, producers.ErrNoCheckpoint) {
+			r.log.Warn("cannot reload the checkpoint", "checkpoint_key", key, "err", err)
+		}
+	default:
+		r.s.metrics.saves.WithLabelValues("error").Inc()
+		r.log.Warn("cannot save the checkpoint; will retry", "checkpoint_key", key, "err", err)
+	}
+}
+
+// backoff is the pause before attempt n+1 after n failures: minWait
+// doubling, capped at maxWait.
+func (s *Source) backoff(n int) time.Duration {
+	d := s.minWait
+	for i := 1; i < n && d < s.maxWait; i++ {
+		d *= 2
+	}
+	return min(d, s.maxWait)
+}
+
+// sleep waits for d or ctx; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

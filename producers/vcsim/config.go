@@ -1,0 +1,56 @@
+package vcsim
+
+import (
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/vrelay/vrelay/internal/cfgerr"
+)
+
+// Defaults and limits of [Config].
+const (
+	DefaultRate = 5.0
+	MaxRate     = 1000.0
+)
+
+// Config is the simulator as an operator writes it (`type: simulator`).
+//
+//	rate: 5
+//	instanceUuid: 0d7c9a4e-5b5a-4f52-9c4b-6f0a1d3e2b11   # optional
+type Config struct {
+	// Rate is how many events per second the workload makes: it powers
+	// virtual machines off and on, reconfigures them, and posts an EventEx
+	// (com.vmware.vc.HA.HostStateChangedEvent) and a GeneralUserEvent, in a
+	// cycle of seven events. Up to 1000. Default 5.
+	Rate float64 `yaml:"rate"`
+	// InstanceUUID is the simulated vCenter's about.instanceUuid. Default: a
+	// new random uuid each run, so that a restarted simulator, whose event
+	// keys start again at 1, is not mistaken for the vCenter of the last
+	// run's checkpoint. Set it only to test what a restore does: the source
+	// then resumes after the checkpointed key and skips the new run's events
+	// until its keys pass it.
+	InstanceUUID string `yaml:"instanceUuid"`
+}
+
+// SetDefaults fills unset fields with their defaults. [New] calls it.
+func (c *Config) SetDefaults() {
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+}
+
+// Validate reports every problem at once, each a [cfgerr.FieldError] whose
+// path is relative to the Config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Rate < 0 || c.Rate > MaxRate {
+		errs = append(errs, cfgerr.Newf("rate", "must be between 0 (the default, 5) and %g events per second, got %g", MaxRate, c.Rate))
+	}
+	if c.InstanceUUID != "" {
+		if _, err := uuid.Parse(c.InstanceUUID); err != nil {
+			errs = append(errs, cfgerr.Newf("instanceUuid", "not a uuid: %q", c.InstanceUUID))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,45 @@
+// Package vcsim is a simulated vCenter as a [producers.Source], for demos
+// and tests (`type: simulator` in the configuration): it needs no vCenter,
+// yet its events take the same path as a real one's.
+//
+// # Contract
+//
+// [Source.Run] starts govmomi's simulator (the VPX model: a datacenter, a
+// cluster of three hosts, a standalone host, four virtual machines) in this
+// process, serving the vSphere SOAP API over HTTPS on a free port of
+// 127.0.0.1 with a self-signed certificate, a random password and a fresh
+// random instance uuid each run. A workload drives it at Config.Rate events
+// per second: it powers virtual machines off and on (VmStoppingEvent,
+// VmPoweredOffEvent, VmStartingEvent, VmPoweredOnEvent), reconfigures them
+// (VmReconfiguredEvent) and posts an EventEx
+// (com.vmware.vc.HA.HostStateChangedEvent) and a GeneralUserEvent through
+// the EventManager. The events are read by a [vcenter.Source] over the
+// real SOAP path — login with the password from a file, certificate
+// verified against the simulator's CA — and published with its identities:
+// subjects `vmware.vcenter.<name>.<EventType>`, Nats-Msg-Id
+// `<instance uuid>:<key>`. So a route written against the simulator works
+// against a real vCenter.
+//
+// While Run runs, [Source.Address], [Source.Credentials] and
+// [Source.CAFile] let another client (govc, a test) drive the simulator
+// too. When ctx is done Run stops the workload and the vCenter source (which
+// saves its checkpoint), shuts the simulator down and returns ctx.Err().
+// Nothing survives a run: the next run is a new vCenter instance, so a
+// checkpoint from the last run is recognised as another instance's and the
+// source starts at the current time.
+//
+// # Example
+//
+//	src, err := vcsim.New(vcsim.Config{Rate: 5}, vcsim.WithName("demo"),
+//		vcsim.WithCheckpointer(cp), vcsim.WithLogger(log))
+//	if err != nil {
+//		return err
+//	}
+//	return src.Run(ctx, producers.NewPublisher(js, src.Scope()))
+//
+// Then `nats sub 'vmware.vcenter.demo.>'` shows the events. A program that
+// holds the Source can also tail the simulator directly:
+//
+//	user, pw := src.Credentials()
+//	// GOVC_URL=src.Address() GOVC_USERNAME=user GOVC_PASSWORD=pw GOVC_TLS_CA_CERTS=src.CAFile() govc events -f
+package vcsim
