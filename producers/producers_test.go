@@ -291,8 +291,11 @@ func TestLast(t *testing.T) {
 	if err := other.Publish(t.Context(), newEvent(3)); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := pub.Last(t.Context())
-	if err != nil || ev.ID() != "2" {
-		t.Fatalf("Last = %q, %v; want event 2 (not vc02's 3)", ev.ID(), err)
+	st, err := pub.Last(t.Context())
+	if err != nil || st.Event.ID() != "2" {
+		t.Fatalf("Last = %q, %v; want event 2 (not vc02's 3)", st.Event.ID(), err)
+	}
+	if want := st.Event.Source() + ":2"; st.MsgID != want {
+		t.Errorf("Last MsgID = %q, want %q", st.MsgID, want)
 	}
 }

@@ -165,25 +165,37 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) er
 	}
 }
 
+// Stored is an event as the stream holds it.
+type Stored struct {
+	Event event.Event
+	// MsgID is its Nats-Msg-Id, the upstream identity it was stored under.
+	MsgID string
+}
+
 // Last returns the last event this source stored in the stream, or
-// ErrNoEvent. A polling source compares it with its checkpoint at start: on
-// a single node, a power loss can lose the last second of stream writes
-// while the checkpoint bucket kept a later position, and the stream, not
-// the checkpoint, then says where to resume.
-func (p *JetStreamPublisher) Last(ctx context.Context) (event.Event, error) {
+// [ErrNoEvent]. A polling source consults it at start, because the stream,
+// not the checkpoint, is the truth: the checkpoint is saved only every few
+// seconds, so after a crash the stream is usually ahead of it; and on a
+// single node a power loss can lose the last second of stream writes while
+// the checkpoint bucket kept a later position.
+func (p *JetStreamPublisher) Last(ctx context.Context) (Stored, error) {
 	s, err := p.js.Stream(ctx, streams.EventStream)
 	if err != nil {
-		return event.Event{}, fmt.Errorf("open %s: %w", streams.EventStream, err)
+		return Stored{}, fmt.Errorf("open %s: %w", streams.EventStream, err)
 	}
 	filter := p.scope.Root + "." + streams.Token(p.scope.Provider) + "." + streams.Token(p.scope.Source) + ".>"
 	raw, err := s.GetLastMsgForSubject(ctx, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return event.Event{}, ErrNoEvent
+		return Stored{}, ErrNoEvent
 	}
 	if err != nil {
-		return event.Event{}, fmt.Errorf("read last event of %s: %w", filter, err)
+		return Stored{}, fmt.Errorf("read last event of %s: %w", filter, err)
 	}
-	return streams.Decode(raw.Data)
+	ev, err := streams.Decode(raw.Data)
+	if err != nil {
+		return Stored{}, err
+	}
+	return Stored{Event: ev, MsgID: raw.Header.Get(streams.HeaderMsgID)}, nil
 }
 
 // ErrNoEvent is returned by [JetStreamPublisher.Last] when the stream holds

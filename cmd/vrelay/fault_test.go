@@ -75,7 +75,7 @@ func startVrelay(t *testing.T, bin, config, opsAddr, logPath string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "-config", config, "-log-level", "warn")
+	cmd := exec.Command(bin, "run", "-config", config, "-log-level", "info")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	}
 	convErr, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vrelay_vcenter_convert_errors_total",
-		Help: "vCenter events that could not be turned into CloudEvents and were dropped (each is logged).",
+		Help: "vCenter events dropped because they could not be turned into CloudEvents or stored (too large); each is logged.",
 	}, []string{"source"}))
 	if err != nil {
 		return nil, err

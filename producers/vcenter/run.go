@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,7 +159,11 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 	uuid := c.about.InstanceUuid
 	r.s.instance.Store(&uuid)
 
-	begin := r.start(c, cp)
+	var last *checkpoint
+	if !r.started {
+		last = r.lastStored(ctx)
+	}
+	begin := r.start(c, cp, last)
 	if err := c.follow(ctx, begin); err != nil {
 		return false, err
 	}
@@ -244,16 +249,69 @@ func (s *staleness) check() error {
 		errCollectorStale, s.expect, s.lastRead)
 }
 
+// lastStorer is a publisher that can say which event of the source the
+// stream holds last ([producers.JetStreamPublisher]).
+type lastStorer interface {
+	Last(ctx context.Context) (producers.Stored, error)
+}
+
+// lastStored returns the position of the last event of this source in the
+// stream, or nil when the publisher cannot tell or the stream holds none.
+func (r *reader) lastStored(ctx context.Context) *checkpoint {
+	ls, ok := r.pub.(lastStorer)
+	if !ok {
+		return nil
+	}
+	st, err := ls.Last(ctx)
+	if errors.Is(err, producers.ErrNoEvent) {
+		return nil
+	}
+	if err != nil {
+		r.log.Warn("cannot read the last stored event; relying on the checkpoint", "err", err)
+		return nil
+	}
+	i := strings.LastIndexByte(st.MsgID, ':')
+	key, perr := strconv.ParseInt(st.MsgID[i+1:], 10, 32)
+	if i < 0 || perr != nil || st.Event.Time().IsZero() {
+		r.log.Warn("the last stored event has no vcenter key; relying on the checkpoint", "msg_id", st.MsgID)
+		return nil
+	}
+	return &checkpoint{
+		InstanceUUID:          st.MsgID[:i],
+		LastEventKey:          int32(key),
+		LastEventType:         r.s.typeToken(&st.Event),
+		LastEventKeyTimestamp: st.Event.Time(),
+	}
+}
+
 // start decides where a new collector begins and sets the position:
-// after the last published event while running; after the checkpoint,
-// bounded by checkpoint.maxAge, on the first connect; at vCenter's current
-// time when there is no position, or the position belongs to another
-// vCenter instance.
-func (r *reader) start(c *conn, cp **checkpoint) time.Time {
+// after the last published event while running; on the first connect,
+// after the last event of this vCenter instance in the stream (last) or,
+// failing that, after the checkpoint, bounded by checkpoint.maxAge; at
+// vCenter's current time when there is no position, or the position belongs
+// to another vCenter instance.
+//
+// The stream wins over the checkpoint because it is the truth: after a
+// crash it is ahead of the checkpoint, which is saved only every
+// checkpoint.period; after a power loss on a single node it can be behind
+// it, if the stream lost its last writes and the bucket did not.
+func (r *reader) start(c *conn, cp **checkpoint, last *checkpoint) time.Time {
 	uuid, now := c.about.InstanceUuid, c.now
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fresh := position{instance: uuid, begin: now}
+	if !r.started && last != nil && last.InstanceUUID == uuid {
+		switch prev := *cp; {
+		case prev == nil || prev.InstanceUUID != uuid:
+			r.log.Info("resuming after the last event of this vcenter in the stream",
+				"checkpoint_key", r.s.cpKey, "last_event_key", last.LastEventKey)
+		case keyAfter(prev.LastEventKey, last.LastEventKey):
+			r.log.Warn("checkpoint is ahead of the stream (stream writes lost in a power failure?); resuming after the last stored event to recover the events in between",
+				"checkpoint_key", r.s.cpKey, "checkpoint_event_key", prev.LastEventKey, "last_event_key", last.LastEventKey)
+		}
+		last.VCenter = r.s.sdk.String()
+		*cp = last
+	}
 	switch {
 	case r.started && r.pos.instance == uuid:
 		// Resume after the last published event.
@@ -352,7 +410,9 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 }
 
 // publishRetry calls Publish until it succeeds or ctx ends. Meanwhile the
-// vCenter session is kept alive and nothing is read.
+// vCenter session is kept alive and nothing is read. An event JetStream can
+// never take (larger than the server's max payload) is logged, counted and
+// left out, so that it does not hold up every event after it.
 func (r *reader) publishRetry(ctx context.Context, evs []event.Event) error {
 	for attempt := 1; ; attempt++ {
 		err := r.pub.Publish(ctx, evs...)
@@ -361,6 +421,17 @@ func (r *reader) publishRetry(ctx context.Context, evs []event.Event) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var evErr *producers.EventError
+		if errors.As(err, &evErr) && evErr.Index < len(evs) {
+			r.s.metrics.convertErrors.Inc()
+			r.log.Error("vcenter event cannot be stored; it is left out", "event_id", evErr.ID, "err", evErr.Err)
+			evs = append(evs[:evErr.Index:evErr.Index], evs[evErr.Index+1:]...)
+			if len(evs) == 0 {
+				return nil
+			}
+			attempt = 0
+			continue
 		}
 		wait := r.s.backoff(attempt)
 		r.log.Warn("cannot publish vcenter events; retrying", "count", len(evs), "attempt", attempt, "retry_in", wait, "err", err)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,11 +248,17 @@ func TestRestartResumes(t *testing.T) {
 	cfg.Checkpoint.Period = time.Hour // only the save on shutdown
 
 	src := e.source(t, cfg)
-	cancel, done := running(t, src, e.publisher(src), e.logs)
+	first := &tee{Publisher: e.publisher(src)}
+	cancel, done := running(t, src, first, e.logs)
 	for i := range 5 {
 		e.sim.post(t, e.sim.eventEx(fmt.Sprint("a-", i)))
 	}
 	last := e.w.await(t, "a-4", byMessage("a-4"))
+	// Stop only once Publish returned for it: an event whose PubAck the
+	// source never saw is (rightly) not checkpointed.
+	eventually(t, "a-4 to be acknowledged", func() bool {
+		return slices.Contains(first.published(), fmt.Sprint(last.key()))
+	})
 	if err := stop(t, cancel, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got Run() error %v, want context.Canceled", err)
 	}
@@ -526,4 +533,58 @@ func TestKeepUp(t *testing.T) {
 	if diff := cmp.Diff(0, e.logs.count("vcenter connection failed")); diff != "" {
 		t.Errorf("connection failures (-want +got):\n%s", diff)
 	}
+}
+
+// TestStreamWinsOverCheckpoint: the stream, not the checkpoint, says where
+// to resume. A checkpoint ahead of the stream (the stream lost its last
+// writes in a power failure) must not make the source skip the events in
+// between; and with no checkpoint at all (a crash before the first save)
+// the source resumes after the last stored event instead of at "now".
+func TestStreamWinsOverCheckpoint(t *testing.T) {
+	e := newEnv(t, "")
+	cfg := e.sim.config(t)
+	cfg.Checkpoint.Period = time.Hour
+
+	src := e.source(t, cfg)
+	first := &tee{Publisher: e.publisher(src)}
+	cancel, done := running(t, src, first, e.logs)
+	e.sim.post(t, e.sim.eventEx("a-0"))
+	a0 := e.w.await(t, "a-0", byMessage("a-0"))
+	eventually(t, "a-0 to be acknowledged", func() bool {
+		return slices.Contains(first.published(), fmt.Sprint(a0.key()))
+	})
+	if err := stop(t, cancel, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got Run() error %v, want context.Canceled", err)
+	}
+	// As if the stream lost what came after a-0 while the bucket kept a
+	// later position: the checkpoint claims 50 more events were stored.
+	e.putCheckpoint(t, e.sim.uuid, int32(a0.key())+50, time.Now())
+
+	for i := range 3 {
+		e.sim.post(t, e.sim.eventEx(fmt.Sprint("b-", i)))
+	}
+	src2 := e.source(t, cfg)
+	cancel2, done2 := running(t, src2, e.publisher(src2), e.logs)
+	for i := range 3 {
+		e.w.await(t, fmt.Sprint("b-", i), byMessage(fmt.Sprint("b-", i)))
+	}
+	if got := e.logs.count("checkpoint is ahead of the stream"); got != 1 {
+		t.Errorf("got %d 'checkpoint is ahead' warnings, want 1", got)
+	}
+	if err := stop(t, cancel2, done2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got Run() error %v, want context.Canceled", err)
+	}
+
+	// No checkpoint at all: resume after the stream's last event.
+	if err := e.kv.Purge(t.Context(), cpKey); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.post(t, e.sim.eventEx("c-0"))
+	src3 := e.source(t, cfg)
+	running(t, src3, e.publisher(src3), e.logs)
+	e.w.await(t, "c-0", byMessage("c-0"))
+	if got := e.logs.count("resuming after the last event of this vcenter in the stream"); got != 1 {
+		t.Errorf("got %d 'resuming after the last event' logs, want 1", got)
+	}
+	e.w.checkUnique(t)
 }
