@@ -98,11 +98,11 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		r.Subjects = []string{streams.DefaultRoot + ".>"}
 	}
 	return &Dispatcher{
-		js:           js,
-		route:        r,
-		sink:         sink,
-		log:          o.log.With("route", r.Name),
-		metrics:      o.metrics,
+		js:              js,
+		route:           r,
+		sink:            sink,
+		log:             o.log.With("route", r.Name),
+		metrics:         o.metrics,
 		stream:          o.stream,
 		shutdownTimeout: o.shutdownTimeout,
 		filterErrLog:    rateLimited{every: 10 * time.Second},
