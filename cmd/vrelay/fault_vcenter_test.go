@@ -43,26 +43,8 @@ func TestVCenterSIGKILLExactlyOnce(t *testing.T) {
 	bin := vrelayBinary(t)
 	dir := t.TempDir()
 
-	// The simulated vCenter, served over TLS, with a password.
-	m := simulator.VPX()
-	m.ServiceContent.About.InstanceUuid = uuid.NewString()
-	if err := m.Create(); err != nil {
-		t.Fatal(err)
-	}
-	m.Service.TLS = new(tls.Config)
-	m.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword("vrelay", "fault-test-pw")}
-	srv := m.Service.NewServer()
-	defer func() { srv.Close(); m.Remove() }()
-	caFile, err := srv.CertificateFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdk := *srv.URL
-	sdk.User = nil
-	pwFile := filepath.Join(dir, "vc-password")
-	if err := os.WriteFile(pwFile, []byte("fault-test-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	sim := startSim(t)
+	sdk, caFile, pwFile := sim.sdk, sim.caFile, sim.pwFile
 
 	opsAddr, natsAddr := freePort(t), freePort(t)
 	config := filepath.Join(dir, "vrelay.yaml")
@@ -89,7 +71,6 @@ sources:
 	// Posters: each event carries a unique message. They pause while
 	// vrelay is down, because the simulator itself keeps only its last
 	// 1000 events: a real vCenter keeps days of them.
-	vc := login(t, sdk, caFile)
 	var (
 		posted atomic.Int64
 		gate   sync.RWMutex
@@ -102,10 +83,7 @@ sources:
 		wg.Go(func() {
 			for i := w; i < total && ctx.Err() == nil; i += workers {
 				gate.RLock()
-				_, err := methods.PostEvent(ctx, vc, &types.PostEvent{
-					This:        *vc.ServiceContent.EventManager,
-					EventToPost: &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Message: fmt.Sprintf("fault-%05d", i)}},
-				})
+				err := sim.post(ctx, fmt.Sprintf("fault-%05d", i))
 				gate.RUnlock()
 				if err != nil {
 					t.Errorf("post event: %v", err)
@@ -186,6 +164,47 @@ sources:
 			missing, total, dupMsgs, dupKeys, tail(string(b), 4000))
 	}
 	t.Logf("stream holds all %d posted events once (%d vCenter events in all)", total, len(keys))
+}
+
+// simVC is a simulated vCenter served over TLS for the binary to read,
+// with a session of the test's own to drive it.
+type simVC struct {
+	sdk            url.URL // without credentials
+	caFile, pwFile string
+	vc             *vim25.Client
+}
+
+func startSim(t *testing.T) *simVC {
+	t.Helper()
+	m := simulator.VPX()
+	m.ServiceContent.About.InstanceUuid = uuid.NewString()
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	m.Service.TLS = new(tls.Config)
+	m.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword("vrelay", "fault-test-pw")}
+	srv := m.Service.NewServer()
+	t.Cleanup(func() { srv.Close(); m.Remove() })
+	caFile, err := srv.CertificateFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := *srv.URL
+	sdk.User = nil
+	pwFile := filepath.Join(t.TempDir(), "vc-password")
+	if err := os.WriteFile(pwFile, []byte("fault-test-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &simVC{sdk: sdk, caFile: caFile, pwFile: pwFile, vc: login(t, sdk, caFile)}
+}
+
+// post posts a user event whose message is msg.
+func (s *simVC) post(ctx context.Context, msg string) error {
+	_, err := methods.PostEvent(ctx, s.vc, &types.PostEvent{
+		This:        *s.vc.ServiceContent.EventManager,
+		EventToPost: &types.GeneralUserEvent{GeneralEvent: types.GeneralEvent{Message: msg}},
+	})
+	return err
 }
 
 func login(t *testing.T, sdk url.URL, caFile string) *vim25.Client {
