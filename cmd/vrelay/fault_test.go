@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vrelay/vrelay/internal/natstest"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -230,17 +231,7 @@ routes:
 	}
 
 	// The stream holds every event exactly once.
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: filepath.Join(dir, "data"), Listen: "off"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.Open(t, filepath.Join(dir, "data"))
 	c, err := js.OrderedConsumer(t.Context(), streams.EventStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)

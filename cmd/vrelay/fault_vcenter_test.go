@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,7 +30,6 @@ import (
 	"github.com/vrelay/vrelay/streams"
 )
 
-var natstestConnect = natstest.Connect
 
 // TestVCenterSIGKILLExactlyOnce runs the real binary against a simulated
 // vCenter that outlives it, posts 10,000 events, and kills the binary with
@@ -67,6 +69,28 @@ sources:
 	}
 	logPath := filepath.Join(dir, "vrelay.log")
 	cur := startVrelay(t, bin, config, opsAddr, logPath)
+
+	// A new source begins at vCenter's current time: post only once it
+	// reads, which /metrics tells.
+	waitConnected := func() {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get("http://" + opsAddr + "/metrics")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(b), `vrelay_vcenter_connected{source="vc01"} 1`) {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the vCenter source did not connect within 60s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitConnected()
 
 	// Posters: each event carries a unique message. They pause while
 	// vrelay is down, because the simulator itself keeps only its last
@@ -109,7 +133,7 @@ sources:
 	wg.Wait()
 
 	// Let vrelay catch up: the stream holds (at least) every posted event.
-	_, js := natstestConnect(t, "nats://"+natsAddr)
+	_, js := natstest.Connect(t, "nats://"+natsAddr)
 	subject := "vmware.vcenter.vc01.GeneralUserEvent"
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -121,14 +145,8 @@ sources:
 			}
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			var have uint64
-			if s, err := js.Stream(ctx, streams.EventStream); err == nil {
-				if info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject)); err == nil {
-					have = info.State.Subjects[subject]
-				}
-			}
-			t.Fatalf("vrelay stored %d of %d posted events in time\n%s", have, total, tail(string(b), 6000))
+			t.Errorf("vrelay did not store all %d posted events within 2 minutes", total)
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -142,11 +160,12 @@ sources:
 	}
 
 	msgs, keys := readVCenterStream(t, filepath.Join(dir, "data"))
-	missing, dupMsgs := 0, 0
+	var missing []int
+	dupMsgs := 0
 	for i := range total {
 		switch msgs[fmt.Sprintf("fault-%05d", i)] {
 		case 0:
-			missing++
+			missing = append(missing, i)
 		case 1:
 		default:
 			dupMsgs++
@@ -158,10 +177,10 @@ sources:
 			dupKeys++
 		}
 	}
-	if missing != 0 || dupMsgs != 0 || dupKeys != 0 {
+	if len(missing) != 0 || dupMsgs != 0 || dupKeys != 0 {
 		b, _ := os.ReadFile(logPath)
-		t.Fatalf("stream: %d of %d posted events missing, %d stored twice, %d keys stored more than once; want 0, 0, 0\nvrelay log:\n%s",
-			missing, total, dupMsgs, dupKeys, tail(string(b), 4000))
+		t.Fatalf("stream: %d of %d posted events missing %v, %d stored twice, %d keys stored more than once; want 0, 0, 0\nvrelay warnings:\n%s",
+			len(missing), total, ranges(missing), dupMsgs, dupKeys, warnings(string(b)))
 	}
 	t.Logf("stream holds all %d posted events once (%d vCenter events in all)", total, len(keys))
 }
@@ -228,17 +247,7 @@ func login(t *testing.T, sdk url.URL, caFile string) *vim25.Client {
 // event stream holds it.
 func readVCenterStream(t *testing.T, dataDir string) (msgs map[string]int, keys map[string]int) {
 	t.Helper()
-	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dataDir, Listen: "off"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.Open(t, dataDir)
 	s, err := js.Stream(t.Context(), streams.EventStream)
 	if err != nil {
 		t.Fatal(err)
@@ -279,4 +288,36 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// ranges renders sorted numbers as "a-b c d-e".
+func ranges(ns []int) string {
+	var b strings.Builder
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if i == j {
+			fmt.Fprintf(&b, "%d", ns[i])
+		} else {
+			fmt.Fprintf(&b, "%d-%d", ns[i], ns[j])
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// warnings keeps the WARN and ERROR lines of a log.
+func warnings(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

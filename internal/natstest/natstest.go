@@ -56,3 +56,38 @@ func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	}
 	return nc, js
 }
+
+// Open opens the data dir of a stopped vrelay with an embedded server of
+// its own (no listener), to inspect what it stored. Shut down at cleanup.
+func Open(t testing.TB, dataDir string) jetstream.JetStream {
+	t.Helper()
+	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dataDir, Listen: streams.ListenOff}, nil)
+	if err != nil {
+		t.Fatalf("open data dir: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatalf("connect to data dir server: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return js
+}
+
+// Count returns how many messages stream holds.
+func Count(t testing.TB, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	return info.State.Msgs
+}

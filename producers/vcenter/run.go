@@ -179,7 +179,57 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 		Format:       r.s.cfg.Format,
 		Encoding:     r.s.cfg.PayloadEncoding,
 	}
+	// Reading and publishing overlap: while one page waits for its
+	// PubAcks, the next is read from vCenter. A busy vCenter outruns a
+	// reader that does one after the other, and vCenter (or the simulator,
+	// with its 1000 events) drops what a collector has not read in time.
+	// One goroutine publishes the pages in order and advances the
+	// position; the channel holds one page, so a stalled JetStream stops
+	// the reading too.
+	pages := make(chan []types.BaseEvent, 1)
+	pubErr := make(chan error, 1)
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for page := range pages {
+			if err := r.publish(ctx, conv, page); err != nil {
+				pubErr <- err
+				return
+			}
+		}
+	}()
+	progressed, err = r.readLoop(ctx, c, pages, pubDone)
+	close(pages)
+	<-pubDone
+	select {
+	case perr := <-pubErr:
+		if err == nil || errors.Is(err, errPublisherStopped) {
+			err = perr
+		}
+	default:
+	}
+	return progressed, err
+}
+
+// errPublisherStopped ends a read loop whose publisher gave up; the
+// publisher's own error says why.
+var errPublisherStopped = errors.New("publisher stopped")
+
+// readLoop reads pages and hands them to the publisher until an error of
+// its own, or the publisher stopped. progressed says whether any read
+// succeeded.
+func (r *reader) readLoop(ctx context.Context, c *conn, pages chan<- []types.BaseEvent, pubDone <-chan struct{}) (progressed bool, err error) {
 	var st staleness
+	send := func(page []types.BaseEvent) error {
+		select {
+		case pages <- page:
+			return nil
+		case <-pubDone:
+			return errPublisherStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		for {
 			page, err := c.read(ctx)
@@ -188,7 +238,7 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 			}
 			progressed = true
 			st.read(page)
-			if err := r.publish(ctx, conv, page); err != nil {
+			if err := send(page); err != nil {
 				return progressed, err
 			}
 			if len(page) < r.s.cfg.PageSize {
