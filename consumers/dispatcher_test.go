@@ -150,15 +150,7 @@ func readDLQ(t *testing.T, js jetstream.JetStream, route string, n int) []deadLe
 
 func dlqCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(t.Context(), streams.DLQStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return natstest.Count(t, js, streams.DLQStream)
 }
 
 func TestRetryThenDeliver(t *testing.T) {

@@ -32,15 +32,7 @@ func newEvent(id int) event.Event {
 
 func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(t.Context(), streams.EventStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return natstest.Count(t, js, streams.EventStream)
 }
 
 func TestPublishBatchDedupAndSubject(t *testing.T) {

@@ -30,7 +30,6 @@ import (
 	"github.com/vrelay/vrelay/streams"
 )
 
-
 // TestVCenterSIGKILLExactlyOnce runs the real binary against a simulated
 // vCenter that outlives it, posts 10,000 events, and kills the binary with
 // SIGKILL three times mid-stream, each time restarting it on the same data
