@@ -9,7 +9,7 @@ GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -n
 
 .PHONY: run test lint build bench deps clean
 
-## run: start vrelay on the quickstart config (embedded NATS, webhook source, log route)
+## run: start vrelay on the quickstart config (embedded NATS, simulated vCenter, webhook, log route)
 run: deps
 	$(GO) run ./cmd/vrelay run -config $(CONFIG)
 

@@ -120,3 +120,30 @@ func TestDLQAndTailCommands(t *testing.T) {
 		t.Errorf("tail: code %d, out %q, err %q; want the event", code, out, errOut)
 	}
 }
+
+func TestCheckpointCommand(t *testing.T) {
+	_, js := natstest.Run(t)
+	url := js.Conn().ConnectedUrl()
+	kv, err := js.KeyValue(t.Context(), streams.CheckpointBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "vcenter.vc01", []byte(`{"lastEventKey":42}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCLI("checkpoint", "list", "-server", url); code != 0 || strings.TrimSpace(out) != "vcenter.vc01" {
+		t.Errorf("checkpoint list: code %d, out %q; want vcenter.vc01", code, out)
+	}
+	if code, out, _ := runCLI("checkpoint", "show", "-server", url, "vcenter.vc01"); code != 0 || !strings.Contains(out, `"lastEventKey":42`) {
+		t.Errorf("checkpoint show: code %d, out %q", code, out)
+	}
+	if code, out, _ := runCLI("checkpoint", "delete", "-server", url, "vcenter.vc01"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Errorf("checkpoint delete: code %d, out %q", code, out)
+	}
+	if _, err := kv.Get(t.Context(), "vcenter.vc01"); err == nil {
+		t.Error("checkpoint still there after delete")
+	}
+	if code, _, _ := runCLI("checkpoint", "show", "-server", url); code != 2 {
+		t.Errorf("checkpoint show without a key: code %d, want 2", code)
+	}
+}

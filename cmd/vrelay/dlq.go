@@ -283,3 +283,74 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+const checkpointUsage = `Usage:
+  vrelay checkpoint list   [-config FILE | -server URL]
+  vrelay checkpoint show   [-config FILE | -server URL] KEY
+  vrelay checkpoint delete [-config FILE | -server URL] KEY
+
+Keys read <provider>.<source>, such as vcenter.vc01. After delete, the source
+resumes after its last event in the stream, or at its system's current time
+if the stream holds none. Works on a stopped vrelay's data directory too.
+`
+
+// cmdCheckpoint inspects and deletes source positions.
+func cmdCheckpoint(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, checkpointUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("checkpoint "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, checkpointUsage) }
+	configPath, server := addConnFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	switch {
+	case sub == "list" && fs.NArg() == 0:
+	case (sub == "show" || sub == "delete") && fs.NArg() == 1:
+	default:
+		fmt.Fprint(stderr, checkpointUsage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	conn, err := connectCLI(*configPath, *server)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay checkpoint:", err)
+		return 1
+	}
+	defer conn.close()
+	kv, err := conn.js.KeyValue(ctx, streams.CheckpointBucket)
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay checkpoint:", err)
+		return 1
+	}
+	switch sub {
+	case "list":
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay checkpoint list:", err)
+			return 1
+		}
+		for k := range keys.Keys() {
+			fmt.Fprintln(stdout, k)
+		}
+	case "show":
+		e, err := kv.Get(ctx, fs.Arg(0))
+		if err != nil {
+			fmt.Fprintf(stderr, "vrelay checkpoint show %s: %v\n", fs.Arg(0), err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "revision %d, saved %s\n%s\n", e.Revision(), e.Created().UTC().Format(time.RFC3339), e.Value())
+	case "delete":
+		if err := kv.Delete(ctx, fs.Arg(0)); err != nil {
+			fmt.Fprintf(stderr, "vrelay checkpoint delete %s: %v\n", fs.Arg(0), err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "deleted checkpoint %s\n", fs.Arg(0))
+	}
+	return 0
+}

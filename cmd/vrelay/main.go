@@ -5,6 +5,7 @@
 //	vrelay validate -config vrelay.yaml
 //	vrelay dlq list|show|replay|purge -config vrelay.yaml ...
 //	vrelay tail -config vrelay.yaml [SUBJECT]
+//	vrelay checkpoint list|show|delete -config vrelay.yaml [KEY]
 //	vrelay version
 package main
 
@@ -35,6 +36,7 @@ Usage:
   vrelay validate -config FILE
   vrelay dlq      list|show|replay|purge [-config FILE] ...
   vrelay tail     [-config FILE] [-since 10m] [SUBJECT]
+  vrelay checkpoint list|show|delete [-config FILE] [KEY]
   vrelay version
 
 Run "vrelay COMMAND -h" for the flags of a command.
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDLQ(args[1:], stdout, stderr)
 	case "tail":
 		return cmdTail(args[1:], stdout, stderr)
+	case "checkpoint":
+		return cmdCheckpoint(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vrelay", versionString())
 		return 0

@@ -13,8 +13,9 @@ import (
 // ErrCorruptCheckpoint is returned, wrapped, by [Source.Run] when the saved
 // position cannot be read. Run cannot guess where to resume, so it stops
 // instead of replaying or skipping events; the message names the key and
-// the command that deletes it, after which the source starts at vCenter's
-// current time.
+// the commands that delete it, after which the source resumes after its
+// last event in the stream (or, if the stream holds none, at vCenter's
+// current time).
 var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 
 // checkpoint is the JSON value saved under `vcenter.<name>` in the
@@ -57,8 +58,8 @@ func parseCheckpoint(b []byte) (checkpoint, error) {
 }
 
 func corruptCheckpoint(key string, cause error) error {
-	return fmt.Errorf("vcenter: checkpoint %s: %w: %v; to start over at the current time, delete it: nats kv del %s %s",
-		key, ErrCorruptCheckpoint, cause, streams.CheckpointBucket, key)
+	return fmt.Errorf("vcenter: checkpoint %s: %w: %v; delete it (vrelay checkpoint delete -config <file> %s, or nats kv del %s %s) and the source resumes after its last event in the stream",
+		key, ErrCorruptCheckpoint, cause, key, streams.CheckpointBucket, key)
 }
 
 // keyAfter reports whether event key a is newer than b. vCenter keys are

@@ -89,7 +89,7 @@ func TestCorruptCheckpointError(t *testing.T) {
 	_, cause := parseCheckpoint([]byte("{"))
 	err := corruptCheckpoint("vcenter.vc01", cause)
 	const want = "vcenter: checkpoint vcenter.vc01: corrupt checkpoint: not checkpoint JSON: unexpected EOF; " +
-		"to start over at the current time, delete it: nats kv del vrelay_checkpoints vcenter.vc01"
+		"delete it (vrelay checkpoint delete -config <file> vcenter.vc01, or nats kv del vrelay_checkpoints vcenter.vc01) and the source resumes after its last event in the stream"
 	if err.Error() != want {
 		t.Errorf("got %q\nwant %q", err, want)
 	}

@@ -25,19 +25,24 @@
 // Position. The checkpoint is JSON under `vcenter.<name>` in the
 // vrelay_checkpoints bucket, with the field names of Tanzu Sources
 // (vCenter, lastEventKey, lastEventType, lastEventKeyTimestamp,
-// createdTimestamp) plus instanceUuid. On start:
+// createdTimestamp) plus instanceUuid. The stream itself is the truth,
+// the checkpoint its summary: when the publisher can tell (Last), the last
+// event of this vCenter instance in the stream wins over the checkpoint.
+// After a crash the stream is ahead of the checkpoint, saved every
+// checkpoint.period; after a power loss on one node it may be behind. On
+// start, with P that position:
 //
-//   - no checkpoint: begin at vCenter's current time;
-//   - a checkpoint: begin at its event's time, but no earlier than
+//   - no position: begin at vCenter's current time;
+//   - a position: begin at its event's time, but no earlier than
 //     checkpoint.maxAge before vCenter's current time (a warning names the
 //     span skipped); maxAge 0s begins at the current time. Events at or
 //     before the checkpointed key are skipped. Keys are int32 and wrap on
 //     old vCenters, so they are compared with serial-number arithmetic;
-//   - a checkpoint of another vCenter instance (replaced, restored, a
+//   - a position of another vCenter instance (replaced, restored, a
 //     restarted simulator): warn and begin at the current time;
 //   - a checkpoint that cannot be decoded: Run returns
 //     [ErrCorruptCheckpoint], naming the key and the recovery,
-//     `nats kv del vrelay_checkpoints vcenter.<name>`.
+//     `vrelay checkpoint delete vcenter.<name>`.
 //
 // Failures. A lost session, a network error, rejected credentials or an
 // untrusted certificate is logged once per attempt, with what to fix, and
