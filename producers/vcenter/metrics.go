@@ -14,10 +14,12 @@ type metrics struct {
 	events        prometheus.Counter
 	skipped       prometheus.Counter
 	convertErrors prometheus.Counter
-	connected     prometheus.Gauge
-	disconnects   prometheus.Counter
-	lastEvent     prometheus.Gauge
-	saves         *prometheus.CounterVec // curried with source; label result
+	// keyRegressions counts events whose key went back: a restored vCenter.
+	keyRegressions prometheus.Counter
+	connected      prometheus.Gauge
+	disconnects    prometheus.Counter
+	lastEvent      prometheus.Gauge
+	saves          *prometheus.CounterVec // curried with source; label result
 }
 
 func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
@@ -32,6 +34,13 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	skipped, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vrelay_vcenter_events_skipped_total",
 		Help: "vCenter events read again after a restart or reconnect and skipped because they were already stored.",
+	}, []string{"source"}))
+	if err != nil {
+		return nil, err
+	}
+	regress, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vrelay_vcenter_key_regressions_total",
+		Help: "Times a vCenter's event keys went back under the same instance uuid (restored from a backup); each is logged.",
 	}, []string{"source"}))
 	if err != nil {
 		return nil, err
@@ -72,12 +81,13 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 		return nil, err
 	}
 	m := &metrics{
-		events:        events.With(l),
-		skipped:       skipped.With(l),
-		convertErrors: convErr.With(l),
-		connected:     connected.With(l),
-		disconnects:   disconnects.With(l),
-		lastEvent:     lastEvent.With(l),
+		events:         events.With(l),
+		skipped:        skipped.With(l),
+		convertErrors:  convErr.With(l),
+		keyRegressions: regress.With(l),
+		connected:      connected.With(l),
+		disconnects:    disconnects.With(l),
+		lastEvent:      lastEvent.With(l),
 	}
 	if m.saves, err = saves.CurryWith(l); err != nil {
 		return nil, fmt.Errorf("register vcenter metrics: %w", err)

@@ -419,6 +419,16 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 			continue
 		}
 		e := be.GetEvent()
+		if pos.covers(e.Key) && pos.hasKey && e.CreatedTime.After(pos.begin) {
+			// Keys grow with time. An event newer than the last stored one
+			// with a key not after it means the keys went back: a vCenter
+			// restored from a backup under the same instance uuid. Skipping
+			// would drop every new event until the keys pass the old ones.
+			r.s.metrics.keyRegressions.Inc()
+			r.log.Warn("vcenter event keys went back (restored from a backup?): publishing the new events; those that reuse a key stored within the stream's duplicate window are dropped as duplicates",
+				"event_key", e.Key, "event_time", e.CreatedTime, "last_event_key", pos.key, "last_event_time", pos.begin)
+			pos.hasKey = false
+		}
 		if pos.covers(e.Key) {
 			skipped++
 			continue

@@ -588,3 +588,21 @@ func TestStreamWinsOverCheckpoint(t *testing.T) {
 	}
 	e.w.checkUnique(t)
 }
+
+// TestRestoredVCenterKeysGoBack: a vCenter restored from a backup keeps its
+// instance uuid but hands out keys again from where the backup stood. New
+// events, newer than the last stored one but with smaller keys, must be
+// published, not skipped as "already stored".
+func TestRestoredVCenterKeysGoBack(t *testing.T) {
+	e := newEnv(t, "")
+	// The position says: key 1,000,000 was stored a minute ago.
+	e.putCheckpoint(t, e.sim.uuid, 1_000_000, time.Now().Add(-time.Minute))
+	src := e.source(t, e.sim.config(t))
+	running(t, src, e.publisher(src), e.logs)
+	eventually(t, "the source to read vCenter", func() bool { return e.logs.count("reading vcenter events") > 0 })
+	e.sim.post(t, e.sim.eventEx("after-restore"))
+	e.w.await(t, "after-restore", byMessage("after-restore"))
+	if got := e.logs.count("keys went back"); got < 1 {
+		t.Errorf("got %d 'keys went back' warnings, want at least 1", got)
+	}
+}
