@@ -282,12 +282,6 @@ func readVCenterStream(t *testing.T, dataDir string) (msgs map[string]int, keys 
 	return msgs, keys
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
 
 // ranges renders sorted numbers as "a-b c d-e".
 func ranges(ns []int) string {
