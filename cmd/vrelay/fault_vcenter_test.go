@@ -282,7 +282,6 @@ func readVCenterStream(t *testing.T, dataDir string) (msgs map[string]int, keys 
 	return msgs, keys
 }
 
-
 // ranges renders sorted numbers as "a-b c d-e".
 func ranges(ns []int) string {
 	var b strings.Builder
