@@ -1,6 +1,7 @@
 package consumers
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,33 +60,82 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) outcome(route, outcome string) {
-	if m != nil {
-		m.outcomes.WithLabelValues(route, outcome).Inc()
+// routeMetrics are the series of one route. Each is looked up once, on
+// first use, rather than by label values on every event: a lookup hashes
+// the values and takes a lock. A nil *routeMetrics counts nothing.
+type routeMetrics struct {
+	m        *Metrics
+	route    string
+	outcomes [len(outcomeNames)]atomic.Pointer[prometheus.Counter]
+	sendDur  atomic.Pointer[prometheus.Observer]
+	endToEnd atomic.Pointer[prometheus.Observer]
+}
+
+// outcome is a delivery outcome, an index into outcomeNames.
+type outcome int
+
+const (
+	delivered outcome = iota
+	filtered
+	filterError
+	retry
+	deadLettered
+)
+
+var outcomeNames = [...]string{
+	delivered:    outcomeDelivered,
+	filtered:     outcomeFiltered,
+	filterError:  outcomeFilterError,
+	retry:        outcomeRetry,
+	deadLettered: outcomeDeadLettered,
+}
+
+func (m *Metrics) forRoute(route string) *routeMetrics {
+	if m == nil {
+		return nil
+	}
+	return &routeMetrics{m: m, route: route}
+}
+
+// series returns what p holds, or stores and returns what get returns.
+// Racing callers get the same series from the vector.
+func series[T any](p *atomic.Pointer[T], get func() T) T {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	v := get()
+	p.Store(&v)
+	return v
+}
+
+func (r *routeMetrics) outcome(o outcome) {
+	if r == nil {
+		return
+	}
+	series(&r.outcomes[o], func() prometheus.Counter { return r.m.outcomes.WithLabelValues(r.route, outcomeNames[o]) }).Inc()
+}
+
+func (r *routeMetrics) dlqError() {
+	if r != nil {
+		r.m.dlqErrors.WithLabelValues(r.route).Inc()
 	}
 }
 
-func (m *Metrics) dlqError(route string) {
-	if m != nil {
-		m.dlqErrors.WithLabelValues(route).Inc()
+func (r *routeMetrics) sendDuration(d time.Duration) {
+	if r != nil {
+		series(&r.sendDur, func() prometheus.Observer { return r.m.sendDur.WithLabelValues(r.route) }).Observe(d.Seconds())
 	}
 }
 
-func (m *Metrics) sendDuration(route string, d time.Duration) {
-	if m != nil {
-		m.sendDur.WithLabelValues(route).Observe(d.Seconds())
+func (r *routeMetrics) latency(d time.Duration) {
+	if r != nil {
+		series(&r.endToEnd, func() prometheus.Observer { return r.m.endToEnd.WithLabelValues(r.route) }).Observe(d.Seconds())
 	}
 }
 
-func (m *Metrics) latency(route string, d time.Duration) {
-	if m != nil {
-		m.endToEnd.WithLabelValues(route).Observe(d.Seconds())
-	}
-}
-
-func (m *Metrics) pending(route string, pending uint64, ackPending int) {
-	if m != nil {
-		m.pendingG.WithLabelValues(route).Set(float64(pending))
-		m.ackPending.WithLabelValues(route).Set(float64(ackPending))
+func (r *routeMetrics) pending(pending uint64, ackPending int) {
+	if r != nil {
+		r.m.pendingG.WithLabelValues(r.route).Set(float64(pending))
+		r.m.ackPending.WithLabelValues(r.route).Set(float64(ackPending))
 	}
 }

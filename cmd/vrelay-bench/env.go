@@ -127,7 +127,9 @@ const (
 func sampleEvent(key int32) *types.EventEx {
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	entity := func(name string) types.EntityEventArgument { return types.EntityEventArgument{Name: name} }
-	mor := func(typ, v string) types.ManagedObjectReference { return types.ManagedObjectReference{Type: typ, Value: v} }
+	mor := func(typ, v string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: typ, Value: v}
+	}
 	return &types.EventEx{
 		Event: types.Event{
 			Key:             key,

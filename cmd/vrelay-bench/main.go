@@ -9,7 +9,7 @@
 // against runs on the same server, receiver, events and concurrency. The
 // footprint scenario builds and starts the vrelay binary.
 //
-//	go run ./cmd/vrelay-bench                  # everything, about 3 minutes
+//	go run ./cmd/vrelay-bench                  # everything, about 1½ minutes
 //	go run ./cmd/vrelay-bench -quick           # a smoke run of every scenario
 //	go run ./cmd/vrelay-bench -only pipeline -cpuprofile cpu.prof
 //	go run ./cmd/vrelay-bench -json bench-results.json -md BENCHMARKS.md -gobench go-bench.txt
@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
 	fs.StringVar(&o.skip, "skip", "", "comma-separated scenarios to leave out")
 	fs.IntVar(&o.events, "events", 100_000, "events per saturated pipeline and relay run")
-	fs.IntVar(&o.rounds, "rounds", 2, "rounds of pipeline and relay runs (ABBA order); the best of each counts")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds of pipeline and relay runs (ABBA order); the best of each counts")
 	fs.IntVar(&o.inFlight, "inflight", 64, "in-flight sends of the route and workers of the relay")
 	fs.StringVar(&o.filter, "filter", typicalFilter, "the route's filter in the pipeline scenario")
 	fs.DurationVar(&o.pacedFor, "paced", 3*time.Second, "duration of the paced latency runs")

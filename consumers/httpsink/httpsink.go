@@ -1,6 +1,7 @@
 package httpsink
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -22,6 +25,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/cfgerr"
@@ -147,11 +151,12 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	if err != nil { // New parsed the URL already
 		return consumers.Permanent(fmt.Errorf("build request for %s", s.target))
 	}
-	encCtx := sendCtx
 	if s.structured {
-		encCtx = binding.WithForceStructured(encCtx)
+		err = cehttp.WriteRequest(binding.WithForceStructured(sendCtx), binding.ToMessage(&ev), req)
+	} else {
+		err = writeBinary(sendCtx, req, &ev)
 	}
-	if err := cehttp.WriteRequest(encCtx, binding.ToMessage(&ev), req); err != nil {
+	if err != nil {
 		return consumers.Permanent(fmt.Errorf("encode event %s: %w", ev.ID(), err))
 	}
 	for k, v := range s.header {
@@ -197,6 +202,82 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	}
 	return consumers.Permanent(serr)
 }
+
+// writeBinary fills req in the CloudEvents HTTP binary mode exactly as
+// cehttp.WriteRequest does, for a CloudEvents 1.0 event (every event vrelay
+// stores): the same headers with the same values, the data as the body.
+// It skips the SDK's generic path, which boxes every attribute, copies the
+// extension map and wraps the body twice. Other spec versions take the
+// SDK's path.
+func writeBinary(ctx context.Context, req *http.Request, ev *event.Event) error {
+	ec, ok := ev.Context.(*event.EventContextV1)
+	if !ok {
+		return cehttp.WriteRequest(ctx, binding.ToMessage(ev), req)
+	}
+	h := req.Header
+	// One array holds every header's value, as net/http's reader does.
+	vals := make([]string, 0, 8+len(ec.Extensions))
+	add := func(key, v string) {
+		vals = append(vals, v)
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	// In the SDK's order (spec.V1's attributes); blank ones are left out.
+	for _, a := range [...]struct{ key, value string }{
+		{"Ce-Id", ec.ID},
+		{"Ce-Source", ec.GetSource()},
+		{"Ce-Specversion", ec.GetSpecVersion()},
+		{"Ce-Type", ec.Type},
+		{"Content-Type", ec.GetDataContentType()},
+		{"Ce-Dataschema", ec.GetDataSchema()},
+		{"Ce-Subject", ec.GetSubject()},
+	} {
+		if a.value != "" {
+			add(a.key, a.value)
+		}
+	}
+	if t := ec.GetTime(); !t.IsZero() {
+		add("Ce-Time", cetypes.FormatTime(t))
+	}
+	for name, v := range ec.Extensions {
+		s, err := cetypes.Format(v)
+		if err != nil {
+			return err
+		}
+		add(extensionHeader(name), s)
+	}
+	if body := ev.Data(); len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return nil
+}
+
+// extensionHeader is the header of extension name: "Ce-" and the name with
+// its first letter in upper case, as the SDK writes it. The names of the
+// first extensions seen are kept, so that the usual few are not built
+// again for every event.
+func extensionHeader(name string) string {
+	if h, ok := extHeaders.Load(name); ok {
+		return h.(string)
+	}
+	h := "Ce-"
+	if name != "" {
+		h += string(unicode.ToUpper(rune(name[0]))) + name[1:]
+	}
+	if extHeaderCount.Add(1) <= maxExtHeaders {
+		extHeaders.Store(name, h)
+	}
+	return h
+}
+
+var (
+	extHeaders     sync.Map // extension name → header
+	extHeaderCount atomic.Int32
+)
+
+// maxExtHeaders bounds extHeaders: extension names come from the events.
+const maxExtHeaders = 256
 
 // StatusError is a non-2xx answer from the receiver. Send wraps it with
 // [consumers.Permanent] or [consumers.RetryAfter] as the status requires;

@@ -3,6 +3,8 @@ package vcenter
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -52,6 +54,7 @@ func (s *Source) dial(ctx context.Context) (*conn, error) {
 	if s.roots != nil {
 		sc.DefaultTransport().TLSClientConfig.RootCAs = s.roots
 	}
+	sc.Client.Transport = drainingTransport{sc.Client.Transport}
 	maxWait := int32(max(1, (s.cfg.PollInterval+time.Second-1)/time.Second))
 	sc.Timeout = requestTimeout + time.Duration(maxWait)*time.Second
 	sc.UserAgent = "vrelay"
@@ -199,6 +202,27 @@ func (c *conn) close() {
 	}
 	_ = c.sessions.Logout(ctx)
 	c.vc.CloseIdleConnections()
+}
+
+// drainingTransport reads what govmomi leaves of a response body before
+// the body is closed. govmomi stops reading at the end of the SOAP
+// envelope, and Go does not reuse a connection whose body was not read to
+// the end: without this, most large pages cost a new TLS handshake.
+type drainingTransport struct{ http.RoundTripper }
+
+func (t drainingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.RoundTripper.RoundTrip(req)
+	if err == nil && res.Body != nil {
+		res.Body = drainOnClose{res.Body}
+	}
+	return res, err
+}
+
+type drainOnClose struct{ io.ReadCloser }
+
+func (b drainOnClose) Close() error {
+	_, _ = io.CopyN(io.Discard, b.ReadCloser, 64<<10)
+	return b.ReadCloser.Close()
 }
 
 // Failure kinds, for the log message that tells an operator what to fix.
