@@ -22,18 +22,9 @@ import (
 // a route with a typical filter delivers them in binary mode to a local
 // receiver. Reports events/s from first post to last delivery.
 func BenchmarkWebhookToSink(b *testing.B) {
-	var delivered atomic.Int64
-	done := make(chan struct{})
-	var once sync.Once
 	target := int64(b.N)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if delivered.Add(1) == target {
-			once.Do(func() { close(done) })
-		}
-	}))
-	defer srv.Close()
-	p := startPipelineB(b, `type endsWith "VmPoweredOnEvent.v0"`, srv.URL)
+	url, delivered, done := countingReceiver(b, target)
+	p := startPipelineB(b, `type endsWith "VmPoweredOnEvent.v0"`, url)
 
 	body := func(i int) string {
 		return fmt.Sprintf(`{"specversion":"1.0","id":"%d","source":"https://vc01.example.com/sdk","type":"com.vmware.vsphere.VmPoweredOnEvent.v0","datacontenttype":"application/json","data":{"Key":%d,"Vm":{"Name":"prod-%d"},"FullFormattedMessage":"%s"}}`, i, i, i, strings.Repeat("x", 900))
@@ -80,18 +71,9 @@ func BenchmarkWebhookToSink(b *testing.B) {
 // JetStream (published in pages of 1000, as a vCenter source does) are
 // filtered and delivered to a local receiver by one route with 64 in flight.
 func BenchmarkStreamToSink(b *testing.B) {
-	var delivered atomic.Int64
-	done := make(chan struct{})
-	var once sync.Once
 	target := int64(b.N)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if delivered.Add(1) == target {
-			once.Do(func() { close(done) })
-		}
-	}))
-	defer srv.Close()
-	p := startPipelineB(b, `type endsWith "VmPoweredOnEvent.v0"`, srv.URL)
+	url, delivered, done := countingReceiver(b, target)
+	p := startPipelineB(b, `type endsWith "VmPoweredOnEvent.v0"`, url)
 	pub := producers.NewPublisher(p.js, producers.Scope{Provider: "vcenter", Source: "bench"})
 	b.ResetTimer()
 	start := time.Now()
@@ -118,4 +100,21 @@ func BenchmarkStreamToSink(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// countingReceiver is a sink endpoint that accepts everything and closes
+// done once it has received target events.
+func countingReceiver(b *testing.B, target int64) (url string, delivered *atomic.Int64, done chan struct{}) {
+	b.Helper()
+	delivered = new(atomic.Int64)
+	done = make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if delivered.Add(1) == target {
+			once.Do(func() { close(done) })
+		}
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL, delivered, done
 }
