@@ -112,6 +112,17 @@ func startVrelay(t *testing.T, bin, config, opsAddr, logPath string) *proc {
 	}
 }
 
+// killAndRestart kills the process with SIGKILL, waits for it to die and
+// starts the binary again on the same configuration and data dir.
+func (p *proc) killAndRestart(t *testing.T, bin, config, opsAddr, logPath string) *proc {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	return startVrelay(t, bin, config, opsAddr, logPath)
+}
+
 // TestSIGKILLLosesNothing posts 10,000 events to the webhook of the real
 // binary while killing it with SIGKILL three times and restarting it on the
 // same data dir. Every event the webhook acknowledged must be in the stream
@@ -202,12 +213,8 @@ routes:
 		for acked.Load() < at && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
-		if err := cur.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-cur.done
 		t.Logf("SIGKILL after %d acknowledged events", acked.Load())
-		cur = startVrelay(t, bin, config, opsAddr, logPath)
+		cur = cur.killAndRestart(t, bin, config, opsAddr, logPath)
 	}
 	wg.Wait()
 	if got := acked.Load(); got != total {

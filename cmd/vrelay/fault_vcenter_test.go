@@ -121,12 +121,8 @@ sources:
 			time.Sleep(5 * time.Millisecond)
 		}
 		gate.Lock()
-		if err := cur.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-cur.done
 		t.Logf("SIGKILL after %d posted events", posted.Load())
-		cur = startVrelay(t, bin, config, opsAddr, logPath)
+		cur = cur.killAndRestart(t, bin, config, opsAddr, logPath)
 		gate.Unlock()
 	}
 	wg.Wait()
