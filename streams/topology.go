@@ -157,7 +157,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Log
 		log = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
-	for _, want := range []jetstream.StreamConfig{EventStreamConfig(c), DLQStreamConfig(c)} {
+	for _, want := range []jetstream.StreamConfig{EventStreamConfig(c), DLQStreamConfig(c), ReplayStreamConfig(c)} {
 		if err := ensureStream(ctx, js, want, log); err != nil {
 			errs = append(errs, err)
 		}
