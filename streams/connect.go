@@ -2,12 +2,10 @@ package streams
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/secret"
+	"github.com/vrelay/vrelay/internal/tlsfiles"
 )
 
 // ExternalConfig connects to a NATS server or cluster run elsewhere (the
@@ -157,13 +156,9 @@ func (c ExternalConfig) Connect(log *slog.Logger, name string) (*nats.Conn, erro
 func (t ClientTLS) config() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.SkipTLSVerify} //nolint:gosec // opt-in, documented as test-only
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := tlsfiles.LoadCAPool(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", t.CAFile)
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}

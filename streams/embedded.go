@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/netaddr"
 )
 
 // EmbeddedConfig runs nats-server with JetStream inside the vrelay process.
@@ -38,7 +37,7 @@ type EmbeddedConfig struct {
 }
 
 // ListenOff is the Listen value that disables the network listener.
-const ListenOff = "off"
+const ListenOff = netaddr.Off
 
 // SetDefaults fills unset fields with their defaults.
 func (c *EmbeddedConfig) SetDefaults() {
@@ -59,10 +58,8 @@ func (c *EmbeddedConfig) SetDefaults() {
 // Validate reports every problem at once.
 func (c EmbeddedConfig) Validate() error {
 	var errs []error
-	if c.Listen != ListenOff {
-		if _, _, err := splitListen(c.Listen); err != nil {
-			errs = append(errs, cfgerr.New("listen", err.Error()))
-		}
+	if err := netaddr.CheckListenOrOff(c.Listen); err != nil {
+		errs = append(errs, cfgerr.New("listen", err.Error()))
 	}
 	if _, _, err := c.syncInterval(); err != nil {
 		errs = append(errs, cfgerr.New("syncInterval", err.Error()))
@@ -85,18 +82,6 @@ func (c EmbeddedConfig) syncInterval() (d time.Duration, always bool, err error)
 		return 0, false, errors.New("must be positive")
 	}
 	return d, false, nil
-}
-
-func splitListen(addr string) (string, int, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("%q is not host:port", addr)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("%q has no valid port", addr)
-	}
-	return host, port, nil
 }
 
 // Server is an embedded nats-server with JetStream.
@@ -141,7 +126,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 	if cfg.Listen == ListenOff {
 		opts.DontListen = true
 	} else {
-		host, port, _ := splitListen(cfg.Listen)
+		host, port, _ := netaddr.SplitListen(cfg.Listen)
 		if port == 0 {
 			port = server.RANDOM_PORT
 		}

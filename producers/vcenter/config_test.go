@@ -187,7 +187,7 @@ func TestNewErrors(t *testing.T) {
 		opts   []Option
 		want   string
 	}{
-		{"bad name", nil, []Option{WithName("vc.01")}, `vcenter: invalid source name "vc.01": use letters, digits, '-' and '_'`},
+		{"bad name", nil, []Option{WithName("vc.01")}, `vcenter: invalid source name: "vc.01" contains '.': use only letters, digits, '-' and '_'`},
 		{"invalid config", func(c *Config) { c.Username = "" }, nil, "username: is required"},
 		{"unset variable", func(c *Config) { c.Password = secret.Ref{FromEnv: "VRELAY_TEST_UNSET_VARIABLE"} }, nil,
 			"password: environment variable VRELAY_TEST_UNSET_VARIABLE is not set"},

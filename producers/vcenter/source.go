@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/internal/secret"
+	"github.com/vrelay/vrelay/internal/tlsfiles"
 	"github.com/vrelay/vrelay/producers"
 )
 
@@ -83,7 +83,7 @@ func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options)
 
 // WithName sets the source name: the <source> token of subjects, the
 // checkpoint key `vcenter.<name>`, and the "source" label of metrics and
-// logs. Letters, digits, '-' and '_'. Default [DefaultName].
+// logs. 1 to 64 letters, digits, '-' and '_'. Default [DefaultName].
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
 // WithRegisterer registers the source's metrics (vrelay_vcenter_*, labelled
@@ -105,8 +105,6 @@ func WithBackoff(initial, max time.Duration) Option {
 	}
 }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // New validates cfg, reads the password and the CA file, and returns a
 // source that has not connected yet: [Source.Run] does.
 func New(cfg Config, opts ...Option) (*Source, error) {
@@ -114,8 +112,8 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if !validName.MatchString(o.name) {
-		return nil, fmt.Errorf("vcenter: invalid source name %q: use letters, digits, '-' and '_'", o.name)
+	if err := names.Check(o.name); err != nil {
+		return nil, fmt.Errorf("vcenter: invalid source name: %w", err)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
@@ -146,7 +144,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		inflight: make(map[string]inflight),
 	}
 	if cfg.CAFile != "" {
-		if s.roots, err = loadRoots(cfg.CAFile); err != nil {
+		if s.roots, err = tlsfiles.LoadCAPool(cfg.CAFile); err != nil {
 			return nil, cfgerr.New("caFile", err.Error())
 		}
 	}
@@ -154,18 +152,6 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func loadRoots(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no PEM certificate in %s", file)
-	}
-	return pool, nil
 }
 
 // Name returns the source name.

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"sync/atomic"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/govmomi/simulator"
 
+	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/internal/secret"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/vcenter"
@@ -78,13 +78,11 @@ func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options)
 
 // WithName sets the source name: the <source> token of subjects
 // (`vmware.vcenter.<name>.<type>`), the checkpoint key and the metrics
-// label. Letters, digits, '-' and '_'. Default [DefaultName].
+// label. 1 to 64 letters, digits, '-' and '_'. Default [DefaultName].
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
 // WithRegisterer registers the vCenter source's metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
-
-var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // New validates cfg. Nothing runs until [Source.Run].
 func New(cfg Config, opts ...Option) (*Source, error) {
@@ -92,8 +90,8 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if !validName.MatchString(o.name) {
-		return nil, fmt.Errorf("vcsim: invalid source name %q: use letters, digits, '-' and '_'", o.name)
+	if err := names.Check(o.name); err != nil {
+		return nil, fmt.Errorf("vcsim: invalid source name: %w", err)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)

@@ -2,12 +2,11 @@ package webhook
 
 import (
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/netaddr"
 	"github.com/vrelay/vrelay/internal/secret"
 )
 
@@ -141,7 +140,9 @@ func setDuration(d *time.Duration, def time.Duration) {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Listen != "" {
-		errs = append(errs, validateListen(c.Listen))
+		if err := netaddr.CheckListen(c.Listen); err != nil {
+			errs = append(errs, cfgerr.New("listen", err.Error()))
+		}
 	}
 	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, cfgerr.Newf("path", "must start with \"/\", got %q", c.Path))
@@ -181,17 +182,6 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-func validateListen(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return cfgerr.Newf("listen", "not host:port: %q", addr)
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return cfgerr.Newf("listen", "port must be a number from 0 to 65535, got %q", port)
-	}
-	return nil
 }
 
 func (a AuthConfig) validate() error {

@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 				ShutdownTimeout: -time.Second,
 			},
 			want: []string{
-				`listen: not host:port: "localhost"`,
+				`listen: "localhost" is not host:port`,
 				`path: must start with "/", got "events"`,
 				"maxBodyBytes: must be positive, got -1",
 				"maxBatchEvents: must be positive, got -5",
@@ -121,7 +121,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "bad port",
 			cfg:  Config{Listen: "127.0.0.1:http"},
-			want: []string{`listen: port must be a number from 0 to 65535, got "http"`},
+			want: []string{`listen: "127.0.0.1:http": port must be a number from 0 to 65535`},
 		},
 		{
 			name: "password without username",
