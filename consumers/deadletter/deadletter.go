@@ -1,17 +1,22 @@
 // Package deadletter reads, replays and purges the dead-letter stream
-// streams.DLQStream, where routes put the events they could not deliver
-// (see consumers.Dispatcher).
+// streams.DLQStream, where each route puts the events it could not deliver,
+// one subject per route (`vrelay.dlq.<route>`). It reads letters with the
+// one dead-letter codec, [streams.ParseDeadLetter]; the `vrelay dlq`
+// commands are built on it.
 //
-// Replaying a dead letter publishes its event again on its original subject
-// in the event stream, marked with consumers.HeaderReplayRoute so that only
-// the route it failed on delivers it again; every other route acks it
-// unseen. The dead letter is deleted once the event stream stored the
-// replay. A replay has its own Nats-Msg-Id (`replay:<route>:<dlq sequence>`),
-// so running the same replay twice within the duplicate window stores it
-// once.
+// Replaying a dead letter sends its event back to the route it failed on,
+// and to no other: [Replay] publishes the event (body and Ce-* headers, with
+// its origin) on the route's replay subject `vrelay.replay.<route>` in the
+// replay stream streams.ReplayStream, which only that route's consumer
+// reads, and deletes the dead letter once the replay stream stored it. The
+// event stream gets no copy, so `nats stream view VMWARE_EVENTS` shows each
+// event once. A replay has its own Nats-Msg-Id (`replay:<route>:<dlq
+// sequence>`), so running the same replay twice within the replay stream's
+// duplicate window stores it once. Should the route fail again, the event
+// becomes a new dead letter that still names its first storage.
 //
-//	letters, err := deadletter.List(ctx, js, "vm-on")
-//	n, err := deadletter.Replay(ctx, js, deadletter.Selector{Route: "vm-on"})
+//	letters, err := deadletter.List(ctx, js, deadletter.Selector{Route: "vm-on"}, 100)
+//	done, err := deadletter.Replay(ctx, js, deadletter.Selector{Route: "vm-on"})
 package deadletter
 
 import (
@@ -19,35 +24,40 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/streams"
 )
 
-// Letter is one dead letter.
+// Letter is one message of the dead-letter stream.
 type Letter struct {
+	// DeadLetter is what the route recorded: route, reason, failure kind,
+	// attempts, failure time and where the event was first stored. For a
+	// message that vrelay did not write its fields are zero or partial,
+	// and [Letter.Check] says why it cannot be replayed.
+	streams.DeadLetter
 	// Sequence is its sequence in the dead-letter stream, the handle for
-	// show, replay and delete.
+	// show, replay and purge.
 	Sequence uint64
-	// Route, Reason, Failure, Attempts, OriginalSubject and OriginalSequence
-	// come from the headers the dispatcher wrote.
-	Route            string
-	Reason           string
-	Failure          string
-	Attempts         int
-	OriginalSubject  string
-	OriginalSequence uint64
-	FailedAt         time.Time
-	// EventID and EventType are the CloudEvent's.
+	// EventID and EventType are the CloudEvent's, from its Ce-* headers.
 	EventID   string
 	EventType string
 	// Header and Data are the stored message.
 	Header nats.Header
 	Data   []byte
+}
+
+// Check returns nil if the letter can be replayed, and otherwise an error
+// that wraps [streams.ErrNotDeadLetter]: it lacks the route or origin
+// headers a replay needs.
+func (l Letter) Check() error {
+	if _, err := streams.ParseDeadLetter(l.Header); err != nil {
+		return fmt.Errorf("dead letter %d: %w", l.Sequence, err)
+	}
+	return nil
 }
 
 // Selector chooses dead letters. Zero fields select everything.
@@ -101,39 +111,86 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return letter(raw.Sequence, raw.Header, raw.Data), nil
 }
 
-// Replay publishes the selected dead letters again for their route and
-// deletes each from the dead-letter stream once the event stream stored
-// it. It returns how many it replayed; on error, those before it are done.
-func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) (int, error) {
+// Replayed is one dead letter that [Replay] sent back to its route.
+type Replayed struct {
+	// Sequence was the dead letter's sequence in the dead-letter stream.
+	Sequence uint64
+	// Route is the route it failed on, the only one that delivers it again.
+	Route string
+	// Subject is where the replay stream holds it: `vrelay.replay.<route>`.
+	Subject string
+	// ReplaySequence is its sequence in the replay stream.
+	ReplaySequence uint64
+	// Duplicate is set when an earlier replay of the same dead letter,
+	// which stopped before deleting it, had stored it already: the replay
+	// stream kept that one.
+	Duplicate bool
+}
+
+// Replay sends the selected dead letters back to the route each failed on:
+// it stores each in the replay stream (see the package documentation) and
+// then deletes it from the dead-letter stream. It returns what it replayed,
+// in order; on error, those are done and the rest are untouched.
+//
+// Before storing anything, Replay checks every selected letter: if one is
+// not a vrelay dead letter (no route or origin headers, see
+// [Letter.Check]), it replays and deletes nothing and returns an error
+// that wraps [streams.ErrNotDeadLetter] and names the letters. If the
+// replay stream does not exist (vrelay before 0.2 created none), it
+// replays nothing either.
+func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) ([]Replayed, error) {
 	letters, err := List(ctx, js, sel, 0)
 	if err != nil {
-		return 0, err
+		return nil, err
+	}
+	if err := checkAll(letters); err != nil {
+		return nil, err
+	}
+	if len(letters) == 0 {
+		return nil, nil
+	}
+	if _, err := js.Stream(ctx, streams.ReplayStream); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("stream %s does not exist: start vrelay run once to create it, then replay again; nothing was replayed", streams.ReplayStream)
+		}
+		return nil, fmt.Errorf("open %s: %w", streams.ReplayStream, err)
 	}
 	dlq, err := js.Stream(ctx, streams.DLQStream)
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", streams.DLQStream, err)
+		return nil, fmt.Errorf("open %s: %w", streams.DLQStream, err)
 	}
-	for i, l := range letters {
-		if l.OriginalSubject == "" || l.Route == "" {
-			return i, fmt.Errorf("dead letter %d has no original subject or route: not written by vrelay", l.Sequence)
+	done := make([]Replayed, 0, len(letters))
+	for _, l := range letters {
+		m := l.ReplayMsg(l.Sequence, l.Data, l.Header)
+		ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(streams.ReplayStream))
+		if err != nil {
+			return done, fmt.Errorf("replay dead letter %d: %w", l.Sequence, err)
 		}
-		m := nats.NewMsg(l.OriginalSubject)
-		m.Data = l.Data
-		for k, v := range l.Header {
-			if isCE(k) || k == streams.HeaderContentType {
-				m.Header[k] = v
-			}
-		}
-		m.Header.Set(consumers.HeaderReplayRoute, l.Route)
-		m.Header.Set(streams.HeaderMsgID, "replay:"+l.Route+":"+strconv.FormatUint(l.Sequence, 10))
-		if _, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(streams.EventStream)); err != nil {
-			return i, fmt.Errorf("replay dead letter %d: %w", l.Sequence, err)
-		}
-		if err := dlq.DeleteMsg(ctx, l.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return i + 1, fmt.Errorf("replayed dead letter %d but could not delete it: %w", l.Sequence, err)
+		done = append(done, Replayed{Sequence: l.Sequence, Route: l.Route, Subject: m.Subject,
+			ReplaySequence: ack.Sequence, Duplicate: ack.Duplicate})
+		if err := deleteLetter(ctx, dlq, l.Sequence); err != nil {
+			return done, fmt.Errorf("replayed dead letter %d but could not delete it (replaying it again stores it once): %w", l.Sequence, err)
 		}
 	}
-	return len(letters), nil
+	return done, nil
+}
+
+// checkAll returns an error naming every letter that cannot be replayed.
+func checkAll(letters []Letter) error {
+	var bad []string
+	for _, l := range letters {
+		if l.Check() != nil {
+			bad = append(bad, strconv.FormatUint(l.Sequence, 10))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(bad) > 10 {
+		bad = append(bad[:10], fmt.Sprintf("and %d more", len(bad)-10))
+	}
+	return fmt.Errorf("dead letters %s: %w; nothing was replayed: replay the others by sequence, or purge these",
+		strings.Join(bad, ", "), streams.ErrNotDeadLetter)
 }
 
 // Purge deletes the selected dead letters without replaying them and
@@ -158,11 +215,25 @@ func Purge(ctx context.Context, js jetstream.JetStream, sel Selector) (int, erro
 		return 0, err
 	}
 	for i, l := range letters {
-		if err := s.DeleteMsg(ctx, l.Sequence); err != nil {
+		if err := deleteLetter(ctx, s, l.Sequence); err != nil {
 			return i, fmt.Errorf("delete dead letter %d: %w", l.Sequence, err)
 		}
 	}
 	return len(letters), nil
+}
+
+// deleteLetter deletes a dead letter. One that is gone already (a replay
+// or purge running at the same time) counts as deleted: the server answers
+// that with a plain "deletion unsuccessful", so ask whether it is still there.
+func deleteLetter(ctx context.Context, s jetstream.Stream, seq uint64) error {
+	err := s.DeleteMsg(ctx, seq)
+	if err == nil {
+		return nil
+	}
+	if _, gerr := s.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return err
 }
 
 func count(ctx context.Context, s jetstream.Stream, subject string) (int, error) {
@@ -226,21 +297,15 @@ func each(ctx context.Context, js jetstream.JetStream, sel Selector, f func(Lett
 }
 
 func letter(seq uint64, h nats.Header, data []byte) Letter {
-	l := Letter{
-		Sequence:        seq,
-		Route:           h.Get(consumers.HeaderRoute),
-		Reason:          h.Get(consumers.HeaderReason),
-		Failure:         h.Get(consumers.HeaderFailureKind),
-		OriginalSubject: h.Get(consumers.HeaderSubject),
-		EventID:         h.Get(streams.HeaderID),
-		EventType:       h.Get(streams.HeaderType),
-		Header:          h,
-		Data:            data,
+	// A message that is not a vrelay dead letter is still listed, with what
+	// it has; Check tells Replay to refuse it.
+	d, _ := streams.ParseDeadLetter(h)
+	return Letter{
+		DeadLetter: d,
+		Sequence:   seq,
+		EventID:    h.Get(streams.HeaderID),
+		EventType:  h.Get(streams.HeaderType),
+		Header:     h,
+		Data:       data,
 	}
-	l.Attempts, _ = strconv.Atoi(h.Get(consumers.HeaderAttempts))
-	l.OriginalSequence, _ = strconv.ParseUint(h.Get(consumers.HeaderSequence), 10, 64)
-	l.FailedAt, _ = time.Parse(time.RFC3339Nano, h.Get(consumers.HeaderFailedAt))
-	return l
 }
-
-func isCE(k string) bool { return len(k) > 3 && (k[:3] == "Ce-" || k[:3] == "ce-") }
