@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/natstest"
@@ -74,14 +76,19 @@ func TestDLQAndTailCommands(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	stopRoute := sync.OnceFunc(func() { cancel(); <-done })
+	defer stopRoute()
 
-	ev := event.New()
-	ev.SetID("dead-1")
-	ev.SetSource("cli-test")
-	ev.SetType("com.example.t")
+	var evs []event.Event
+	for _, id := range []string{"dead-1", "dead-2"} {
+		ev := event.New()
+		ev.SetID(id)
+		ev.SetSource("cli-test")
+		ev.SetType("com.example.t")
+		evs = append(evs, ev)
+	}
 	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "cli"})
-	if err := pub.Publish(t.Context(), ev); err != nil {
+	if err := pub.Publish(t.Context(), evs...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -90,34 +97,74 @@ func TestDLQAndTailCommands(t *testing.T) {
 	for {
 		var code int
 		code, out, _ = runCLI("dlq", "list", "-server", url, "-route", "r1")
-		if code == 0 && strings.Contains(out, "dead-1") {
+		if code == 0 && strings.Contains(out, "dead-1") && strings.Contains(out, "dead-2") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dlq list never showed the dead letter; last output:\n%s", out)
+			t.Fatalf("dlq list never showed both dead letters; last output:\n%s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"r1", "permanent", "com.example.t", "status 400: nope", "1 dead letters"} {
+	for _, want := range []string{"r1", "permanent", "com.example.t", "status 400: nope", "2 dead letters"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dlq list output\n%s\nwant %q", out, want)
 		}
 	}
 	code, out, _ := runCLI("dlq", "show", "-server", url, "1")
-	if code != 0 || !strings.Contains(out, "Vrelay-Route: r1") || !strings.Contains(out, `"id": "dead-1"`) {
+	if code != 0 || !strings.Contains(out, "Vrelay-Route: r1") || !strings.Contains(out, `"id": "dead-`) {
 		t.Errorf("dlq show: code %d, output\n%s", code, out)
 	}
-	if code, _, errOut := runCLI("dlq", "purge", "-server", url); code != 2 || !strings.Contains(errOut, "-route") {
-		t.Errorf("dlq purge without -route: code %d, stderr %q; want 2 and a hint", code, errOut)
+	for _, sub := range []string{"purge", "replay"} {
+		if code, _, errOut := runCLI("dlq", sub, "-server", url); code != 2 || !strings.Contains(errOut, "-route") {
+			t.Errorf("dlq %s without -route: code %d, stderr %q; want 2 and a hint", sub, code, errOut)
+		}
 	}
+
+	// Replay dead letter 1. The route is stopped, so the replay waits in
+	// the replay stream (delivering it is the dispatcher's side).
+	stopRoute()
+	code, out, errOut := runCLI("dlq", "replay", "-server", url, "-route", "r1", "1")
+	if code != 0 || !strings.Contains(out, "replayed 1 dead letters into stream VRELAY_REPLAY") ||
+		!strings.Contains(out, "route r1: 1 on vrelay.replay.r1") {
+		t.Errorf("dlq replay: code %d, output %q, stderr %q; want 0 and where it went", code, out, errOut)
+	}
+	if n := natstest.Count(t, js, streams.EventStream); n != 2 {
+		t.Errorf("event stream holds %d messages after the replay, want 2: a replay adds no copy", n)
+	}
+	if n := natstest.Count(t, js, streams.ReplayStream); n != 1 {
+		t.Errorf("replay stream holds %d messages, want 1", n)
+	}
+	if code, out, _ := runCLI("dlq", "list", "-server", url); code != 0 || !strings.Contains(out, "1 dead letters") {
+		t.Errorf("dlq list after the replay: code %d, output\n%s\nwant 1 dead letter left", code, out)
+	}
+
+	// A message vrelay did not write is refused, and nothing is replayed.
+	if err := js.Conn().PublishMsg(&nats.Msg{Subject: streams.DLQSubject("r1"), Data: []byte("{}"), Header: nats.Header{"X": {"y"}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for natstest.Count(t, js, streams.DLQStream) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the foreign message never reached the dead-letter stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, _, errOut = runCLI("dlq", "replay", "-server", url, "-route", "r1")
+	if code != 1 || !strings.Contains(errOut, "not a vrelay dead letter") || !strings.Contains(errOut, "nothing was replayed") {
+		t.Errorf("dlq replay of a foreign message: code %d, stderr %q; want 1 and a refusal", code, errOut)
+	}
+	if n := natstest.Count(t, js, streams.ReplayStream); n != 1 {
+		t.Errorf("replay stream holds %d messages after the refusal, want 1", n)
+	}
+
 	code, out, _ = runCLI("dlq", "purge", "-server", url, "-route", "r1")
-	if code != 0 || !strings.Contains(out, "purged 1") {
+	if code != 0 || !strings.Contains(out, "purged 2") {
 		t.Errorf("dlq purge: code %d, output %q", code, out)
 	}
 
-	code, out, errOut := runCLI("tail", "-server", url, "-since", "1h", "-n", "1")
-	if code != 0 || !strings.Contains(out, `"id":"dead-1"`) {
-		t.Errorf("tail: code %d, out %q, err %q; want the event", code, out, errOut)
+	code, out, errOut = runCLI("tail", "-server", url, "-since", "1h", "-n", "2")
+	if code != 0 || !strings.Contains(out, `"id":"dead-1"`) || !strings.Contains(out, `"id":"dead-2"`) {
+		t.Errorf("tail: code %d, out %q, err %q; want both events", code, out, errOut)
 	}
 }
 

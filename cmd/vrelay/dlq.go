@@ -30,8 +30,12 @@ const dlqUsage = `Usage:
   vrelay dlq replay  [-config FILE | -server URL] (-route R | -all) [SEQ...]
   vrelay dlq purge   [-config FILE | -server URL] (-route R | -all) [SEQ...]
 
-replay publishes each dead letter again on its original subject for its own
-route only, and deletes it from the dead-letter stream once stored.
+replay sends each dead letter back to the route it failed on, and to no
+other: it stores the event in the replay stream VRELAY_REPLAY (subject
+vrelay.replay.<route>), which only that route reads, and then deletes the
+dead letter. The event stream gets no second copy. Running the same replay
+twice stores it once. Messages without vrelay's dead-letter headers are
+refused: purge them.
 `
 
 // cliConn connects a CLI command to the JetStream that vrelay uses: the
@@ -169,8 +173,8 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		}
 		printLetter(stdout, l)
 	case "replay":
-		n, err := deadletter.Replay(ctx, conn.js, sel)
-		fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
+		done, err := deadletter.Replay(ctx, conn.js, sel)
+		printReplayed(stdout, done)
 		if err != nil {
 			fmt.Fprintln(stderr, "vrelay dlq replay:", err)
 			return 1
@@ -215,6 +219,43 @@ func printLetter(w io.Writer, l deadletter.Letter) {
 		return
 	}
 	fmt.Fprintln(w, string(l.Data))
+}
+
+// printReplayed says how many dead letters went where: per route, the
+// replay subject that only that route reads.
+func printReplayed(w io.Writer, done []deadletter.Replayed) {
+	fmt.Fprintf(w, "replayed %d dead letters", len(done))
+	if len(done) == 0 {
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintf(w, " into stream %s, each for its failed route only (no copy in %s):\n", streams.ReplayStream, streams.EventStream)
+	type dest struct {
+		subject    string
+		n, already int
+	}
+	var routes []string
+	by := map[string]*dest{}
+	for _, r := range done {
+		d := by[r.Route]
+		if d == nil {
+			d = &dest{subject: r.Subject}
+			by[r.Route] = d
+			routes = append(routes, r.Route)
+		}
+		d.n++
+		if r.Duplicate {
+			d.already++
+		}
+	}
+	for _, route := range routes {
+		d := by[route]
+		fmt.Fprintf(w, "  route %s: %d on %s", route, d.n, d.subject)
+		if d.already > 0 {
+			fmt.Fprintf(w, " (%d stored there already by an earlier replay, kept once)", d.already)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func oneLine(s string, n int) string {

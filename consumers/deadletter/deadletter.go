@@ -186,11 +186,15 @@ func checkAll(letters []Letter) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	if len(bad) > 10 {
-		bad = append(bad[:10], fmt.Sprintf("and %d more", len(bad)-10))
+	what, them := "dead letter "+bad[0], "it"
+	if len(bad) > 1 {
+		them = "them"
+		if len(bad) > 10 {
+			bad = append(bad[:10], fmt.Sprintf("and %d more", len(bad)-10))
+		}
+		what = "dead letters " + strings.Join(bad, ", ")
 	}
-	return fmt.Errorf("dead letters %s: %w; nothing was replayed: replay the others by sequence, or purge these",
-		strings.Join(bad, ", "), streams.ErrNotDeadLetter)
+	return fmt.Errorf("%s: %w; nothing was replayed: purge %s, or replay the others by sequence", what, streams.ErrNotDeadLetter, them)
 }
 
 // Purge deletes the selected dead letters without replaying them and
