@@ -169,7 +169,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) ([]Replay
 		done = append(done, Replayed{Sequence: l.Sequence, Route: l.Route, Subject: m.Subject,
 			ReplaySequence: ack.Sequence, Duplicate: ack.Duplicate})
 		if err := deleteLetter(ctx, dlq, l.Sequence); err != nil {
-			return done, fmt.Errorf("replayed dead letter %d but could not delete it (replaying it again stores it once): %w", l.Sequence, err)
+			return done, fmt.Errorf("replayed dead letter %d but could not delete it: purge it (a replay again within 2 minutes also stores it once): %w", l.Sequence, err)
 		}
 	}
 	return done, nil
