@@ -17,9 +17,10 @@ run: deps
 test: lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 
-## lint: gofmt, go vet, staticcheck (pinned)
+## lint: gofmt, go.mod tidy, go vet, staticcheck (pinned)
 lint: deps
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 

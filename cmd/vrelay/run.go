@@ -17,8 +17,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vrelay/vrelay/consumers"
-	"github.com/vrelay/vrelay/consumers/httpsink"
-	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/config"
 	"github.com/vrelay/vrelay/producers"
@@ -78,14 +76,18 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	if role != roleProducers {
 		metrics := consumers.NewMetrics(reg)
 		for i, r := range cfg.Routes {
-			sink, err := newSink(r.Sink, log.With("route", r.Name))
+			sink, err := r.Sink.New(config.SinkDeps{Log: log.With("route", r.Name)})
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("routes[%d].sink.%s", i, r.Sink.Type), err)}
+			}
+			filter, err := r.CompileFilter()
+			if err != nil {
+				return err
 			}
 			d, err := consumers.NewDispatcher(js, consumers.Route{
 				Name:     r.Name,
 				Subjects: r.Subjects,
-				Filter:   r.CompiledFilter(),
+				Filter:   filter,
 				Delivery: r.Delivery,
 			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
 				// Leave part of the budget for draining NATS and stopping the server.
@@ -210,28 +212,17 @@ func retryableEnsure(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
-func newSink(s config.Sink, log *slog.Logger) (consumers.Sink, error) {
-	switch s.Type {
-	case config.SinkHTTP:
-		return httpsink.New(*s.HTTP, httpsink.WithLogger(log))
-	case config.SinkLog:
-		return logsink.New(*s.Log)
-	default:
-		return nil, fmt.Errorf("unknown sink type %q", s.Type)
-	}
-}
-
 // newSource builds the source of one configuration entry and the scope its
 // events are published under.
 func newSource(s config.Source, cp producers.Checkpointer, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
 	switch s.Type {
-	case config.SourceWebhook:
+	case "webhook":
 		src, err := webhook.New(*s.Webhook,
 			webhook.WithName(s.Name),
 			webhook.WithLogger(log),
 			webhook.WithRegisterer(reg))
 		return src, producers.Scope{Provider: s.Type, Source: s.Name}, err
-	case config.SourceVCenter:
+	case "vcenter":
 		src, err := vcenter.New(*s.VCenter,
 			vcenter.WithName(s.Name),
 			vcenter.WithLogger(log),
@@ -241,7 +232,7 @@ func newSource(s config.Source, cp producers.Checkpointer, reg prometheus.Regist
 			return nil, producers.Scope{}, err
 		}
 		return src, src.Scope(), nil
-	case config.SourceSimulator:
+	case "simulator":
 		src, err := vcsim.New(*s.Simulator,
 			vcsim.WithName(s.Name),
 			vcsim.WithLogger(log),

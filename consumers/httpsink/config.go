@@ -98,7 +98,8 @@ type TLS struct {
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 }
 
-func (c *Config) setDefaults() {
+// SetDefaults fills unset fields with their defaults; [New] calls it.
+func (c *Config) SetDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeBinary
 	}

@@ -82,7 +82,7 @@ type Sink struct {
 // Every problem found comes back at once as cfgerr field errors relative to
 // the sink's configuration, for the caller to [cfgerr.Prefix].
 func New(cfg Config, opts ...Option) (*Sink, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -30,7 +30,8 @@ type Config struct {
 	Output string `yaml:"output"`
 }
 
-func (c *Config) setDefaults() {
+// SetDefaults fills unset fields with their defaults; [New] calls it.
+func (c *Config) SetDefaults() {
 	if c.Output == "" {
 		c.Output = OutputStdout
 	}
@@ -68,7 +69,7 @@ type Sink struct {
 // New checks cfg and returns a sink writing to the stream it names, or to
 // the writer given by [WithWriter].
 func New(cfg Config, opts ...Option) (*Sink, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -28,13 +28,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vrelay/vrelay/consumers"
-	"github.com/vrelay/vrelay/consumers/httpsink"
-	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/filters"
 	"github.com/vrelay/vrelay/internal/cfgerr"
-	"github.com/vrelay/vrelay/producers/vcenter"
-	"github.com/vrelay/vrelay/producers/vcsim"
-	"github.com/vrelay/vrelay/producers/webhook"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -72,29 +67,6 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 }
 
-// Source types.
-const (
-	SourceWebhook   = "webhook"
-	SourceVCenter   = "vcenter"
-	SourceSimulator = "simulator"
-)
-
-var sourceTypes = "webhook, vcenter, simulator"
-
-// Source is one upstream system. Type selects which of the sections below
-// applies; the others stay empty.
-type Source struct {
-	// Name names the source in subjects (`vmware.<provider>.<name>.<type>`),
-	// checkpoints (`<provider>.<name>`) and metrics. Letters, digits, '-'
-	// and '_'.
-	Name string `yaml:"name"`
-	// Type is one of: webhook, vcenter, simulator.
-	Type      string          `yaml:"type"`
-	Webhook   *webhook.Config `yaml:"webhook"`
-	VCenter   *vcenter.Config `yaml:"vcenter"`
-	Simulator *vcsim.Config   `yaml:"simulator"`
-}
-
 // Route is one independent delivery.
 type Route struct {
 	// Name names the route's durable consumer and dead-letter subject
@@ -110,26 +82,19 @@ type Route struct {
 	Sink Sink `yaml:"sink"`
 	// Delivery is the retry and concurrency policy.
 	Delivery consumers.Delivery `yaml:"delivery"`
-
-	compiled *filters.Filter
 }
 
-// CompiledFilter is the route's filter, compiled by Load; nil when the route
-// has none.
-func (r Route) CompiledFilter() *filters.Filter { return r.compiled }
-
-// Sink types.
-const (
-	SinkHTTP = "http"
-	SinkLog  = "log"
-)
-
-// Sink selects the destination of a route.
-type Sink struct {
-	// Type is one of: http, log.
-	Type string           `yaml:"type"`
-	HTTP *httpsink.Config `yaml:"http"`
-	Log  *logsink.Config  `yaml:"log"`
+// CompileFilter compiles the route's filter; nil when the route has none.
+// [Load] has checked that it compiles: validation keeps nothing.
+func (r Route) CompileFilter() (*filters.Filter, error) {
+	if strings.TrimSpace(r.Filter) == "" {
+		return nil, nil
+	}
+	f, err := filters.Compile(r.Filter)
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w", r.Name, err)
+	}
+	return f, nil
 }
 
 // Load reads, defaults and validates the file at path.
@@ -231,17 +196,10 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
-		switch {
-		case s.Type == SourceWebhook && s.Webhook == nil:
-			s.Webhook = &webhook.Config{}
-		case s.Type == SourceSimulator && s.Simulator == nil:
-			s.Simulator = &vcsim.Config{}
-		}
-		if s.VCenter != nil {
-			s.VCenter.SetDefaults()
-		}
-		if s.Simulator != nil {
-			s.Simulator.SetDefaults()
+		if k, ok := sourceKind(s.Type); ok {
+			if sec := k.section(s, !k.required); sec != nil {
+				sec.SetDefaults()
+			}
 		}
 	}
 	for i := range c.Routes {
@@ -250,14 +208,17 @@ func (c *Config) SetDefaults() {
 		if len(r.Subjects) == 0 {
 			r.Subjects = []string{c.Streams.SubjectRoot + ".>"}
 		}
-		if r.Sink.Type == SinkLog && r.Sink.Log == nil {
-			r.Sink.Log = &logsink.Config{}
+		if k, ok := sinkKind(r.Sink.Type); ok {
+			if sec := k.section(&r.Sink, !k.required); sec != nil {
+				sec.SetDefaults()
+			}
 		}
 	}
 }
 
 // Validate reports every problem at once, each with its field path. It
-// compiles the route filters.
+// compiles the route filters to check them and keeps nothing: validation
+// has no side effects.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err error) {
@@ -290,28 +251,16 @@ func (c *Config) Validate() error {
 	// names must differ; a simulator publishes as provider vcenter.
 	sourceNames := map[string]int{}
 	for i := range c.Sources {
-		s := c.Sources[i]
+		s := &c.Sources[i]
 		p := fmt.Sprintf("sources[%d]", i)
 		add(cfgerr.Prefix(p, s.validate()))
-		key := Provider(s.Type) + "/" + s.Name
+		key := s.Provider() + "/" + s.Name
 		if prev, dup := sourceNames[key]; dup {
 			add(cfgerr.Newf(p+".name", "%q is already the name of sources[%d]", s.Name, prev))
 		}
 		sourceNames[key] = i
 	}
-	listeners := map[string]string{}
-	if c.HTTP.Listen != "off" {
-		listeners[c.HTTP.Listen] = "http.listen"
-	}
-	for i, s := range c.Sources {
-		if s.Type == SourceWebhook && s.Webhook != nil && s.Webhook.Listen != "" && !strings.HasSuffix(s.Webhook.Listen, ":0") {
-			p := fmt.Sprintf("sources[%d].webhook.listen", i)
-			if other, dup := listeners[s.Webhook.Listen]; dup {
-				add(cfgerr.Newf(p, "%s is also used by %s", s.Webhook.Listen, other))
-			}
-			listeners[s.Webhook.Listen] = p
-		}
-	}
+	add(c.validateListeners())
 
 	routeNames := map[string]int{}
 	for i := range c.Routes {
@@ -326,42 +275,69 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Provider is the subject and checkpoint provider of a source type: a
-// simulator is a vCenter.
-func Provider(sourceType string) string {
-	if sourceType == SourceSimulator {
-		return SourceVCenter
+// validateListeners reports two listeners on one port of one address, after
+// defaults: two webhook sources that both default to 127.0.0.1:8080 would
+// pass every section's own check and then fail to bind at run time. A
+// wildcard host (":8080", "0.0.0.0:8080") clashes with every address on
+// that port.
+func (c *Config) validateListeners() error {
+	type listener struct{ path, addr string }
+	var seen []listener
+	var errs []error
+	claim := func(path, addr string) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "0" {
+			return // invalid (reported by its section) or a free port
+		}
+		for _, l := range seen {
+			h, p, _ := net.SplitHostPort(l.addr)
+			if p == port && (h == host || isWildcard(h) || isWildcard(host)) {
+				errs = append(errs, cfgerr.Newf(path, "%s clashes with %s (%s): two listeners cannot share a port", addr, l.path, l.addr))
+				return
+			}
+		}
+		seen = append(seen, listener{path, addr})
 	}
-	return sourceType
+	if c.HTTP.Listen != "off" {
+		claim("http.listen", c.HTTP.Listen)
+	}
+	if e := c.NATS.Embedded; e != nil && e.Listen != streams.ListenOff {
+		claim("nats.embedded.listen", e.Listen)
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		k, ok := sourceKind(s.Type)
+		if !ok || k.listen == nil || k.section(s, false) == nil {
+			continue
+		}
+		claim(fmt.Sprintf("sources[%d].%s.listen", i, k.Type), k.listen(s))
+	}
+	return errors.Join(errs...)
 }
+
+func isWildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
 
 func (s *Source) validate() error {
 	var errs []error
 	if !consumers.ValidRouteName(s.Name) {
 		errs = append(errs, cfgerr.Newf("name", "%q: use 1 to 64 letters, digits, '-' or '_'", s.Name))
 	}
-	switch s.Type {
-	case SourceWebhook:
-		errs = append(errs, cfgerr.Prefix("webhook", s.Webhook.Validate()))
-	case SourceVCenter:
-		if s.VCenter == nil {
-			errs = append(errs, cfgerr.New("vcenter", "is required with type vcenter"))
-		} else {
-			errs = append(errs, cfgerr.Prefix("vcenter", s.VCenter.Validate()))
-		}
-	case SourceSimulator:
-		errs = append(errs, cfgerr.Prefix("simulator", s.Simulator.Validate()))
-	case "":
-		errs = append(errs, cfgerr.Newf("type", "is required (%s)", sourceTypes))
+	k, ok := sourceKind(s.Type)
+	switch {
+	case s.Type == "":
+		errs = append(errs, cfgerr.Newf("type", "is required (%s)", sourceTypes()))
+	case !ok:
+		errs = append(errs, cfgerr.Newf("type", "%q is not a source type (%s)", s.Type, sourceTypes()))
 	default:
-		errs = append(errs, cfgerr.Newf("type", "%q is not a source type (%s)", s.Type, sourceTypes))
+		if sec := k.section(s, false); sec == nil {
+			errs = append(errs, cfgerr.Newf(k.Type, "is required with type %s", k.Type))
+		} else {
+			errs = append(errs, cfgerr.Prefix(k.Type, sec.Validate()))
+		}
 	}
-	for _, sec := range []struct {
-		name string
-		set  bool
-	}{{SourceWebhook, s.Webhook != nil}, {SourceVCenter, s.VCenter != nil}, {SourceSimulator, s.Simulator != nil}} {
-		if sec.set && s.Type != sec.name {
-			errs = append(errs, cfgerr.Newf(sec.name, "is set but type is %q", s.Type))
+	for _, other := range sourceKinds {
+		if other.Type != s.Type && other.section(s, false) != nil {
+			errs = append(errs, cfgerr.Newf(other.Type, "is set but type is %q", s.Type))
 		}
 	}
 	return errors.Join(errs...)
@@ -378,42 +354,33 @@ func (r *Route) validate(root string) error {
 		}
 	}
 	if strings.TrimSpace(r.Filter) != "" {
-		f, err := filters.Compile(r.Filter)
-		if err != nil {
+		if _, err := filters.Compile(r.Filter); err != nil {
 			errs = append(errs, cfgerr.Newf("filter", "route %q: %v", r.Name, err))
-		} else {
-			r.compiled = f
 		}
 	}
-	errs = append(errs, cfgerr.Prefix("sink", r.Sink.validate()))
 	errs = append(errs, cfgerr.Prefix("delivery", r.Delivery.Validate()))
-	if h := r.Sink.HTTP; h != nil && h.Timeout > r.Delivery.SendTimeout {
-		errs = append(errs, cfgerr.Newf("sink.http.timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", h.Timeout, r.Delivery.SendTimeout))
-	}
-	return errors.Join(errs...)
-}
-
-func (s *Sink) validate() error {
-	var errs []error
-	switch s.Type {
-	case SinkHTTP:
-		if s.HTTP == nil {
-			errs = append(errs, cfgerr.New("http", "is required with type http"))
-		} else {
-			errs = append(errs, cfgerr.Prefix("http", s.HTTP.Validate()))
-		}
-	case SinkLog:
-		errs = append(errs, cfgerr.Prefix("log", s.Log.Validate()))
-	case "":
-		errs = append(errs, cfgerr.New("type", "is required (http, log)"))
+	k, ok := sinkKind(r.Sink.Type)
+	switch {
+	case r.Sink.Type == "":
+		errs = append(errs, cfgerr.Newf("sink.type", "is required (%s)", sinkTypes()))
+	case !ok:
+		errs = append(errs, cfgerr.Newf("sink.type", "%q is not a sink type (%s)", r.Sink.Type, sinkTypes()))
 	default:
-		errs = append(errs, cfgerr.Newf("type", "%q is not a sink type (http, log)", s.Type))
+		sec := k.section(&r.Sink, false)
+		if sec == nil {
+			errs = append(errs, cfgerr.Newf("sink."+k.Type, "is required with type %s", k.Type))
+			break
+		}
+		if err := sec.Validate(); err != nil {
+			errs = append(errs, cfgerr.Prefix("sink."+k.Type, err))
+		} else if k.check != nil {
+			errs = append(errs, cfgerr.Prefix("sink."+k.Type, k.check(r.Sink, r.Delivery)))
+		}
 	}
-	if s.Type != SinkHTTP && s.HTTP != nil {
-		errs = append(errs, cfgerr.Newf("http", "is set but type is %q", s.Type))
-	}
-	if s.Type != SinkLog && s.Log != nil {
-		errs = append(errs, cfgerr.Newf("log", "is set but type is %q", s.Type))
+	for _, other := range sinkKinds {
+		if other.Type != r.Sink.Type && other.section(&r.Sink, false) != nil {
+			errs = append(errs, cfgerr.Newf("sink."+other.Type, "is set but type is %q", r.Sink.Type))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -137,7 +138,37 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "listener clash",
 			yaml: "http: {listen: '127.0.0.1:9000'}\nsources:\n  - {name: x, type: webhook, webhook: {listen: '127.0.0.1:9000'}}\n",
-			want: []string{"sources[0].webhook.listen: 127.0.0.1:9000 is also used by http.listen"},
+			want: []string{"sources[0].webhook.listen: 127.0.0.1:9000 clashes with http.listen (127.0.0.1:9000)"},
+		},
+		{
+			name: "two webhooks on the default address",
+			yaml: "sources:\n  - {name: a, type: webhook}\n  - {name: b, type: webhook}\n",
+			want: []string{"sources[1].webhook.listen: 127.0.0.1:8080 clashes with sources[0].webhook.listen (127.0.0.1:8080)"},
+		},
+		{
+			name: "wildcard webhook on the operations port",
+			yaml: "http: {listen: '127.0.0.1:9000'}\nsources:\n  - {name: a, type: webhook, webhook: {listen: ':9000'}}\n",
+			want: []string{"sources[0].webhook.listen: :9000 clashes with http.listen (127.0.0.1:9000)"},
+		},
+		{
+			name: "webhook on the embedded nats port",
+			yaml: "sources:\n  - {name: a, type: webhook, webhook: {listen: '127.0.0.1:4222'}}\n",
+			want: []string{"sources[0].webhook.listen: 127.0.0.1:4222 clashes with nats.embedded.listen"},
+		},
+		{
+			name: "section of another type",
+			yaml: "sources:\n  - {name: a, type: simulator, webhook: {}}\nroutes:\n  - {name: r, sink: {type: log, http: {url: 'http://x'}}}\n",
+			want: []string{`sources[0].webhook: is set but type is "simulator"`, `routes[0].sink.http: is set but type is "log"`},
+		},
+		{
+			name: "required sections",
+			yaml: "sources:\n  - {name: a, type: vcenter}\nroutes:\n  - {name: r, sink: {type: http}}\n",
+			want: []string{"sources[0].vcenter: is required with type vcenter", "routes[0].sink.http: is required with type http"},
+		},
+		{
+			name: "http timeout above send timeout",
+			yaml: "routes:\n  - {name: r, sink: {type: http, http: {url: 'http://x', timeout: 40s}}}\n",
+			want: []string{"routes[0].sink.http.timeout: 40s exceeds delivery.sendTimeout (30s)"},
 		},
 		{
 			name: "stream limits",
@@ -208,5 +239,66 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error leaks the secret: %v", err)
+	}
+}
+
+// TestKindsMatchSections keeps the table of kinds and the YAML sections in
+// step: every kind has a section field whose YAML name is its type, and
+// every section field belongs to a kind.
+func TestKindsMatchSections(t *testing.T) {
+	check := func(t *testing.T, typ reflect.Type, kinds []string) {
+		t.Helper()
+		fields := map[string]bool{}
+		for i := range typ.NumField() {
+			tag := strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag != "name" && tag != "type" {
+				fields[tag] = true
+			}
+		}
+		for _, k := range kinds {
+			if !fields[k] {
+				t.Errorf("%s: kind %q has no section field with yaml name %q", typ.Name(), k, k)
+			}
+			delete(fields, k)
+		}
+		for f := range fields {
+			t.Errorf("%s: section %q belongs to no kind", typ.Name(), f)
+		}
+	}
+	var src, snk []string
+	for _, k := range config.SourceKinds() {
+		src = append(src, k.Type)
+	}
+	for _, k := range config.SinkKinds() {
+		snk = append(snk, k.Type)
+	}
+	check(t, reflect.TypeFor[config.Source](), src)
+	check(t, reflect.TypeFor[config.Sink](), snk)
+}
+
+func TestDefaultsFromTheTable(t *testing.T) {
+	cfg, err := config.Parse([]byte("sources:\n  - {name: s, type: simulator}\n  - {name: h, type: webhook, webhook: {listen: '127.0.0.1:0'}}\nroutes:\n  - {name: r, sink: {type: log}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sources[0].Simulator == nil || cfg.Sources[0].Simulator.Rate != 5 {
+		t.Errorf("simulator section: got %+v, want the defaults (rate 5)", cfg.Sources[0].Simulator)
+	}
+	if got := cfg.Sources[1].Webhook.Path; got != "/" {
+		t.Errorf("webhook path: got %q, want the default /", got)
+	}
+	if cfg.Routes[0].Sink.Log == nil || cfg.Routes[0].Sink.Log.Output != "stdout" {
+		t.Errorf("log sink section: got %+v, want output stdout", cfg.Routes[0].Sink.Log)
+	}
+	if got, want := cfg.Sources[0].Provider(), "vcenter"; got != want {
+		t.Errorf("simulator provider: got %q, want %q", got, want)
+	}
+	src, err := cfg.Sources[1].New(config.SourceDeps{})
+	if err != nil || src == nil {
+		t.Fatalf("build webhook source: %v", err)
+	}
+	snk, err := cfg.Routes[0].Sink.New(config.SinkDeps{})
+	if err != nil || snk == nil {
+		t.Fatalf("build log sink: %v", err)
 	}
 }

@@ -106,7 +106,8 @@ func (b BasicAuth) enabled() bool  { return b.Username != "" || !b.Password.IsZe
 func (b BearerAuth) enabled() bool { return !b.Token.IsZero() }
 func (t TLSConfig) enabled() bool  { return t.CertFile != "" || t.KeyFile != "" }
 
-func (c *Config) setDefaults() {
+// SetDefaults fills unset fields with their defaults; [New] calls it.
+func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -62,7 +62,7 @@ shutdownTimeout: 25s
 
 func TestSetDefaults(t *testing.T) {
 	var got Config
-	got.setDefaults()
+	got.SetDefaults()
 	want := Config{
 		Listen: "127.0.0.1:8080", Path: "/", MaxBodyBytes: 1048576, MaxBatchEvents: 1000,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,

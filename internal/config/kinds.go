@@ -1,0 +1,249 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/consumers/httpsink"
+	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/producers/vcenter"
+	"github.com/vrelay/vrelay/producers/vcsim"
+	"github.com/vrelay/vrelay/producers/webhook"
+)
+
+// This file is the one table of component kinds. Defaults, validation,
+// construction (and later the config schema and `vrelay migrate`) read it;
+// nothing else in vrelay switches on a source or sink type. Adding a kind
+// takes its package, its section field in Source or Sink below, and one
+// entry in sourceKinds or sinkKinds.
+
+// Source is one upstream system. Type selects which of the sections below
+// applies; the others stay empty.
+type Source struct {
+	// Name names the source in subjects (`vmware.<provider>.<name>.<type>`),
+	// checkpoints (`<provider>.<name>`) and metrics. Letters, digits, '-'
+	// and '_'.
+	Name string `yaml:"name"`
+	// Type is one of: webhook, vcenter, simulator.
+	Type      string          `yaml:"type"`
+	Webhook   *webhook.Config `yaml:"webhook"`
+	VCenter   *vcenter.Config `yaml:"vcenter"`
+	Simulator *vcsim.Config   `yaml:"simulator"`
+}
+
+// Sink selects the destination of a route.
+type Sink struct {
+	// Type is one of: http, log.
+	Type string           `yaml:"type"`
+	HTTP *httpsink.Config `yaml:"http"`
+	Log  *logsink.Config  `yaml:"log"`
+}
+
+// SourceDeps is what building a source takes besides its configuration.
+type SourceDeps struct {
+	Log *slog.Logger
+	// Registerer receives the source's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Checkpoints keeps positions; nil keeps none.
+	Checkpoints producers.Checkpointer
+}
+
+// SinkDeps is what building a sink takes besides its configuration.
+type SinkDeps struct {
+	Log *slog.Logger
+}
+
+// section is what every component's Config implements: SetDefaults fills
+// unset fields, Validate reports every problem with paths relative to the
+// section, without side effects.
+type section interface {
+	SetDefaults()
+	Validate() error
+}
+
+// SourceKind is one entry of the table of source kinds.
+type SourceKind struct {
+	// Type is the value of `type:` and the name of the section.
+	Type string
+	// Provider is the second subject token and the checkpoint key prefix:
+	// a simulator publishes as a vCenter.
+	Provider string
+	// required says the section must be written (it has no usable
+	// defaults); otherwise an absent section is defaulted.
+	required bool
+	// section returns the kind's section of s, creating it when create is
+	// set and it is absent; nil when absent.
+	section func(s *Source, create bool) section
+	// listen returns the address the source binds, or "".
+	listen func(s *Source) string
+	build  func(s Source, d SourceDeps) (producers.Source, error)
+}
+
+// SinkKind is one entry of the table of sink kinds.
+type SinkKind struct {
+	// Type is the value of `type:` and the name of the section.
+	Type     string
+	required bool
+	// batches says the sink implements consumers.BatchSink, so that
+	// delivery.maxBatch may exceed 1.
+	batches bool
+	section func(s *Sink, create bool) section
+	// check validates what spans the sink and the route's delivery.
+	check func(s Sink, d consumers.Delivery) error
+	build func(s Sink, d SinkDeps) (consumers.Sink, error)
+}
+
+var sourceKinds = []SourceKind{
+	{
+		Type:     "webhook",
+		Provider: "webhook",
+		section:  field(func(s *Source) **webhook.Config { return &s.Webhook }),
+		listen:   func(s *Source) string { return s.Webhook.Listen },
+		build: func(s Source, d SourceDeps) (producers.Source, error) {
+			return webhook.New(*s.Webhook, webhook.WithName(s.Name), webhook.WithLogger(d.Log),
+				webhook.WithRegisterer(d.Registerer))
+		},
+	},
+	{
+		Type:     "vcenter",
+		Provider: vcenter.Provider,
+		required: true,
+		section:  field(func(s *Source) **vcenter.Config { return &s.VCenter }),
+		build: func(s Source, d SourceDeps) (producers.Source, error) {
+			return vcenter.New(*s.VCenter, vcenter.WithName(s.Name), vcenter.WithLogger(d.Log),
+				vcenter.WithCheckpointer(d.Checkpoints), vcenter.WithRegisterer(d.Registerer))
+		},
+	},
+	{
+		Type:     "simulator",
+		Provider: vcenter.Provider,
+		section:  field(func(s *Source) **vcsim.Config { return &s.Simulator }),
+		build: func(s Source, d SourceDeps) (producers.Source, error) {
+			return vcsim.New(*s.Simulator, vcsim.WithName(s.Name), vcsim.WithLogger(d.Log),
+				vcsim.WithCheckpointer(d.Checkpoints), vcsim.WithRegisterer(d.Registerer))
+		},
+	},
+}
+
+var sinkKinds = []SinkKind{
+	{
+		Type:     "http",
+		required: true,
+		section:  field(func(s *Sink) **httpsink.Config { return &s.HTTP }),
+		check: func(s Sink, d consumers.Delivery) error {
+			if t := s.HTTP.Timeout; t > d.SendTimeout {
+				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
+			}
+			return nil
+		},
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			return httpsink.New(*s.HTTP, httpsink.WithLogger(d.Log))
+		},
+	},
+	{
+		Type:    "log",
+		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
+		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
+			return logsink.New(*s.Log)
+		},
+	},
+}
+
+// field binds a kind to its section field of type *T.
+func field[O, T any, P interface {
+	*T
+	section
+}](get func(*O) **T) func(*O, bool) section {
+	return func(o *O, create bool) section {
+		p := get(o)
+		if *p == nil {
+			if !create {
+				return nil
+			}
+			*p = new(T)
+		}
+		return P(*p)
+	}
+}
+
+// SourceKinds returns the table of source kinds, for docs and schema.
+func SourceKinds() []SourceKind { return slices.Clone(sourceKinds) }
+
+// SinkKinds returns the table of sink kinds.
+func SinkKinds() []SinkKind { return slices.Clone(sinkKinds) }
+
+func sourceKind(typ string) (SourceKind, bool) {
+	i := slices.IndexFunc(sourceKinds, func(k SourceKind) bool { return k.Type == typ })
+	if i < 0 {
+		return SourceKind{}, false
+	}
+	return sourceKinds[i], true
+}
+
+func sinkKind(typ string) (SinkKind, bool) {
+	i := slices.IndexFunc(sinkKinds, func(k SinkKind) bool { return k.Type == typ })
+	if i < 0 {
+		return SinkKind{}, false
+	}
+	return sinkKinds[i], true
+}
+
+func sourceTypes() string {
+	var b strings.Builder
+	for i, k := range sourceKinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k.Type)
+	}
+	return b.String()
+}
+
+func sinkTypes() string {
+	var b strings.Builder
+	for i, k := range sinkKinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k.Type)
+	}
+	return b.String()
+}
+
+// Provider is the provider of the source: the second token of its
+// subjects and the prefix of its checkpoint key. "" for an unknown type.
+func (s Source) Provider() string {
+	k, _ := sourceKind(s.Type)
+	return k.Provider
+}
+
+// New builds the source of a loaded (defaulted and validated) entry.
+func (s Source) New(d SourceDeps) (producers.Source, error) {
+	k, ok := sourceKind(s.Type)
+	if !ok || k.section(&s, false) == nil {
+		return nil, fmt.Errorf("source %q: type %q is not configured", s.Name, s.Type)
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return k.build(s, d)
+}
+
+// New builds the sink of a loaded (defaulted and validated) route.
+func (s Sink) New(d SinkDeps) (consumers.Sink, error) {
+	k, ok := sinkKind(s.Type)
+	if !ok || k.section(&s, false) == nil {
+		return nil, fmt.Errorf("sink type %q is not configured", s.Type)
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return k.build(s, d)
+}
