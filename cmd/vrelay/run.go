@@ -17,8 +17,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/internal/backoff"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/config"
+	"github.com/vrelay/vrelay/internal/netaddr"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/vcenter"
 	"github.com/vrelay/vrelay/producers/vcsim"
@@ -64,7 +66,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	ready := &readiness{nc: nc, js: js, started: make(chan struct{})}
-	if cfg.HTTP.Listen != "off" {
+	if cfg.HTTP.Listen != netaddr.Off {
 		srv, ln, err := opsServer(cfg.HTTP.Listen, reg, ready)
 		if err != nil {
 			return err
@@ -182,7 +184,7 @@ func drain(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
 // ensureTopology creates the streams and buckets, retrying while NATS is
 // still coming up (a clustered NATS may start after vrelay).
 func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) error {
-	wait := 500 * time.Millisecond
+	wait := backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second}
 	for attempt := 1; ; attempt++ {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := streams.Ensure(ectx, js, cfg, log)
@@ -194,14 +196,9 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg streams.Con
 			return fmt.Errorf("set up jetstream: %w", err)
 		}
 		log.Warn("jetstream not ready, retrying", "err", err, "attempt", attempt)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait.Delay(attempt)) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, 10*time.Second)
 	}
 }
 

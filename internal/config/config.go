@@ -21,7 +21,6 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +29,8 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/filters"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/names"
+	"github.com/vrelay/vrelay/internal/netaddr"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -235,10 +236,8 @@ func (c *Config) Validate() error {
 		add(cfgerr.Prefix("nats.external", c.NATS.External.Validate()))
 	}
 	add(cfgerr.Prefix("streams", c.Streams.Validate()))
-	if c.HTTP.Listen != "off" {
-		if err := validListen(c.HTTP.Listen); err != nil {
-			add(cfgerr.New("http.listen", err.Error()))
-		}
+	if err := netaddr.CheckListenOrOff(c.HTTP.Listen); err != nil {
+		add(cfgerr.New("http.listen", err.Error()))
 	}
 	if c.ShutdownTimeout < 0 {
 		add(cfgerr.New("shutdownTimeout", "must not be negative"))
@@ -298,7 +297,7 @@ func (c *Config) validateListeners() error {
 		}
 		seen = append(seen, listener{path, addr})
 	}
-	if c.HTTP.Listen != "off" {
+	if c.HTTP.Listen != netaddr.Off {
 		claim("http.listen", c.HTTP.Listen)
 	}
 	if e := c.NATS.Embedded; e != nil && e.Listen != streams.ListenOff {
@@ -319,8 +318,8 @@ func isWildcard(host string) bool { return host == "" || host == "0.0.0.0" || ho
 
 func (s *Source) validate() error {
 	var errs []error
-	if !consumers.ValidRouteName(s.Name) {
-		errs = append(errs, cfgerr.Newf("name", "%q: use 1 to 64 letters, digits, '-' or '_'", s.Name))
+	if err := names.Check(s.Name); err != nil {
+		errs = append(errs, cfgerr.New("name", err.Error()))
 	}
 	k, ok := sourceKind(s.Type)
 	switch {
@@ -345,8 +344,8 @@ func (s *Source) validate() error {
 
 func (r *Route) validate(root string) error {
 	var errs []error
-	if !consumers.ValidRouteName(r.Name) {
-		errs = append(errs, cfgerr.Newf("name", "%q: use 1 to 64 letters, digits, '-' or '_'", r.Name))
+	if err := names.Check(r.Name); err != nil {
+		errs = append(errs, cfgerr.New("name", err.Error()))
 	}
 	for i, s := range r.Subjects {
 		if err := validSubjectFilter(s, root); err != nil {
@@ -404,17 +403,6 @@ func validSubjectFilter(s, root string) error {
 	}
 	if toks[0] != root && toks[0] != "*" && toks[0] != ">" {
 		return fmt.Errorf("%q is outside the event stream (subjects start with %q)", s, root+".")
-	}
-	return nil
-}
-
-func validListen(addr string) error {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", addr)
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
 	}
 	return nil
 }
