@@ -81,7 +81,7 @@ func TestDLQAndTailCommands(t *testing.T) {
 	ev.SetSource("cli-test")
 	ev.SetType("com.example.t")
 	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "cli"})
-	if err := pub.Publish(t.Context(), ev); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(ev)...); err != nil {
 		t.Fatal(err)
 	}
 

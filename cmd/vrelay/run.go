@@ -109,12 +109,12 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			return err
 		}
 		for i, s := range cfg.Sources {
-			src, scope, err := newSource(s, cp, reg, log)
+			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: provider(s.Type), Source: s.Name}
+			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
+			src, err := newSource(s, cp, pub, reg, log)
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
-			scope.Root = cfg.Streams.SubjectRoot
-			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
 			g.Go(func() error {
 				if err := src.Run(gctx, pub); err != nil && !errors.Is(err, context.Canceled) {
 					return fmt.Errorf("source %s/%s: %w", s.Type, s.Name, err)
@@ -221,38 +221,41 @@ func newSink(s config.Sink, log *slog.Logger) (consumers.Sink, error) {
 	}
 }
 
-// newSource builds the source of one configuration entry and the scope its
-// events are published under.
-func newSource(s config.Source, cp producers.Checkpointer, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
+// provider is the provider token of a source type's subjects: a simulator
+// publishes as the vCenter it simulates.
+func provider(sourceType string) string {
+	if sourceType == config.SourceSimulator {
+		return vcenter.Provider
+	}
+	return sourceType
+}
+
+// newSource builds the source of one configuration entry. last is the
+// source's own publisher, which tells a vCenter source where the stream
+// stands.
+func newSource(s config.Source, cp producers.Checkpointer, last vcenter.LastStored, reg prometheus.Registerer, log *slog.Logger) (producers.Source, error) {
 	switch s.Type {
 	case config.SourceWebhook:
-		src, err := webhook.New(*s.Webhook,
+		return webhook.New(*s.Webhook,
 			webhook.WithName(s.Name),
 			webhook.WithLogger(log),
 			webhook.WithRegisterer(reg))
-		return src, producers.Scope{Provider: s.Type, Source: s.Name}, err
 	case config.SourceVCenter:
-		src, err := vcenter.New(*s.VCenter,
+		return vcenter.New(*s.VCenter,
 			vcenter.WithName(s.Name),
 			vcenter.WithLogger(log),
 			vcenter.WithCheckpointer(cp),
+			vcenter.WithLastStored(last),
 			vcenter.WithRegisterer(reg))
-		if err != nil {
-			return nil, producers.Scope{}, err
-		}
-		return src, src.Scope(), nil
 	case config.SourceSimulator:
-		src, err := vcsim.New(*s.Simulator,
+		return vcsim.New(*s.Simulator,
 			vcsim.WithName(s.Name),
 			vcsim.WithLogger(log),
 			vcsim.WithCheckpointer(cp),
+			vcsim.WithLastStored(last),
 			vcsim.WithRegisterer(reg))
-		if err != nil {
-			return nil, producers.Scope{}, err
-		}
-		return src, src.Scope(), nil
 	default:
-		return nil, producers.Scope{}, fmt.Errorf("unknown source type %q", s.Type)
+		return nil, fmt.Errorf("unknown source type %q", s.Type)
 	}
 }
 

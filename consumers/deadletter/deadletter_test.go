@@ -85,7 +85,7 @@ func TestListReplayPurge(t *testing.T) {
 		ev.SetType("com.example.t")
 		evs = append(evs, ev)
 	}
-	if err := pub.Publish(ctx, evs...); err != nil {
+	if err := pub.Publish(ctx, producers.Records(evs...)...); err != nil {
 		t.Fatal(err)
 	}
 
