@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,20 +109,22 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		// The runner restarts a source that fails (a corrupt checkpoint, a
+		// port taken) while the other sources and the routes go on.
+		runner := producers.NewRunner(producers.WithLogger(log), producers.WithMetrics(metrics))
 		for i, s := range cfg.Sources {
-			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: provider(s.Type), Source: s.Name}
+			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: config.Provider(s.Type), Source: s.Name}
 			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
 			src, err := newSource(s, cp, pub, reg, log)
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
-			g.Go(func() error {
-				if err := src.Run(gctx, pub); err != nil && !errors.Is(err, context.Canceled) {
-					return fmt.Errorf("source %s/%s: %w", s.Type, s.Name, err)
-				}
-				return gctx.Err()
-			})
+			if err := runner.Add(scope.Provider, scope.Source, src, pub); err != nil {
+				return err
+			}
 		}
+		ready.sources = runner
+		g.Go(func() error { return runner.Run(gctx) })
 	}
 	ready.set()
 	log.Info("vrelay running")
@@ -221,15 +224,6 @@ func newSink(s config.Sink, log *slog.Logger) (consumers.Sink, error) {
 	}
 }
 
-// provider is the provider token of a source type's subjects: a simulator
-// publishes as the vCenter it simulates.
-func provider(sourceType string) string {
-	if sourceType == config.SourceSimulator {
-		return vcenter.Provider
-	}
-	return sourceType
-}
-
 // newSource builds the source of one configuration entry. last is the
 // source's own publisher, which tells a vCenter source where the stream
 // stands.
@@ -264,6 +258,11 @@ type readiness struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	started chan struct{}
+	// sources is set before started is closed; nil without sources
+	// (-role consumers).
+	sources interface {
+		Status() []producers.SourceStatus
+	}
 }
 
 func (r *readiness) set() { close(r.started) }
@@ -285,6 +284,39 @@ func (r *readiness) check(ctx context.Context) error {
 	return nil
 }
 
+// sourceLines describes each source on a line of its own:
+//
+//	source webhook/hooks: running
+//	source vcenter/vc01: failed (restarts: 3): vcenter: checkpoint vcenter.vc01: corrupt checkpoint: ...
+//
+// A failed source does not make vrelay unready: the others, and the
+// routes, still work, and a Kubernetes Service must keep sending to the
+// webhook. The errors come from our code, which never puts a secret in
+// one (a vCenter URL is kept without its credentials).
+func (r *readiness) sourceLines() string {
+	select {
+	case <-r.started:
+	default:
+		return ""
+	}
+	if r.sources == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, st := range r.sources.Status() {
+		fmt.Fprintf(&b, "source %s/%s: %s", st.Provider, st.Name, st.State)
+		if st.Restarts > 0 {
+			fmt.Fprintf(&b, " (restarts: %d)", st.Restarts)
+		}
+		if st.State == producers.StateFailed && st.LastError != nil {
+			// One line per source, whatever the error holds.
+			fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(st.LastError.Error()), " "))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -292,11 +324,14 @@ func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.S
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if err := ready.check(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %s\n%s", err, ready.sourceLines())
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintf(w, "ok\n%s", ready.sourceLines())
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
