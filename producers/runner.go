@@ -72,9 +72,10 @@ type Runner struct {
 
 // unit is one source and its publisher; status is guarded by Runner.mu.
 type unit struct {
-	src    Source
-	pub    Publisher
-	status SourceStatus
+	provider, name string
+	src            Source
+	pub            Publisher
+	status         SourceStatus
 }
 
 // NewRunner returns a runner without sources. A source that fails is run
@@ -97,11 +98,11 @@ func (r *Runner) Add(provider, name string, src Source, pub Publisher) error {
 		return fmt.Errorf("add source %s/%s: %w", provider, name, errRunnerStarted)
 	}
 	for _, u := range r.units {
-		if u.status.Provider == provider && u.status.Name == name {
+		if u.provider == provider && u.name == name {
 			return fmt.Errorf("add source %s/%s: a source of that name was added already", provider, name)
 		}
 	}
-	r.units = append(r.units, &unit{src: src, pub: pub, status: SourceStatus{
+	r.units = append(r.units, &unit{provider: provider, name: name, src: src, pub: pub, status: SourceStatus{
 		Provider: provider, Name: name, State: StateStarting, Since: time.Now(),
 	}})
 	r.metrics.sourceAdded(provider, name)
@@ -146,7 +147,7 @@ func (r *Runner) Status() []SourceStatus {
 
 // supervise runs one source until ctx is done, again after each failure.
 func (r *Runner) supervise(ctx context.Context, u *unit) {
-	provider, name := u.status.Provider, u.status.Name
+	provider, name := u.provider, u.name
 	log := r.log.With("provider", provider, "source", name)
 	failures := 0
 	for {
