@@ -51,7 +51,7 @@ func BenchmarkDispatcher(b *testing.B) {
 		ev.SetDataContentType(event.ApplicationJSON)
 		ev.DataEncoded = data
 		if evs = append(evs, ev); len(evs) == cap(evs) || i == b.N-1 {
-			if err := pub.Publish(b.Context(), evs...); err != nil {
+			if err := pub.Publish(b.Context(), producers.Records(evs...)...); err != nil {
 				b.Fatal(err)
 			}
 			evs = evs[:0]

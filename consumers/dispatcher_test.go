@@ -67,7 +67,7 @@ func publish(t *testing.T, js jetstream.JetStream, ids ...string) {
 		_ = ev.SetData(event.ApplicationJSON, map[string]any{"Vm": map[string]any{"Name": "prod-" + id}})
 		evs[i] = ev
 	}
-	if err := pub.Publish(t.Context(), evs...); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(evs...)...); err != nil {
 		t.Fatal(err)
 	}
 }

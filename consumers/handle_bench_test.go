@@ -35,7 +35,7 @@ func BenchmarkHandle(b *testing.B) {
 	ev.SetDataContentType(event.ApplicationJSON)
 	ev.DataEncoded = []byte(`{"Key":1,"Vm":{"Name":"prod-web-01","Vm":{"Type":"VirtualMachine","Value":"vm-81"}},"FullFormattedMessage":"` +
 		strings.Repeat("x", 1000) + `"}`)
-	if err := pub.Publish(b.Context(), ev); err != nil {
+	if err := pub.Publish(b.Context(), producers.Records(ev)...); err != nil {
 		b.Fatal(err)
 	}
 	f, err := filters.Compile(`type endsWith "VmPoweredOnEvent.v0"`)

@@ -51,7 +51,7 @@ func TestNATSRestartMidStream(t *testing.T) {
 		evs[i] = ev
 	}
 	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "restart"})
-	if err := pub.Publish(t.Context(), evs...); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(evs...)...); err != nil {
 		t.Fatal(err)
 	}
 

@@ -21,22 +21,22 @@ func BenchmarkPublishBatch(b *testing.B) {
 	const page = 1000
 	data := []byte(`{"Key":0,"Vm":{"Name":"prod-web-01","Vm":{"Type":"VirtualMachine","Value":"vm-81"}},"FullFormattedMessage":"` +
 		strings.Repeat("x", 1000) + `"}`)
-	evs := make([]event.Event, page)
+	recs := make([]producers.Record, page)
 	next := 0
 	b.ReportAllocs()
 	start := time.Now()
 	for b.Loop() {
-		for i := range evs {
+		for i := range recs {
 			ev := event.New()
 			ev.SetID(strconv.Itoa(next))
 			ev.SetSource("https://vc01.example.com/sdk")
 			ev.SetType("com.vmware.vsphere.VmPoweredOnEvent.v0")
 			ev.SetDataContentType(event.ApplicationJSON)
 			ev.DataEncoded = data
-			evs[i] = ev
+			recs[i] = producers.Record{Event: ev}
 			next++
 		}
-		if err := pub.Publish(b.Context(), evs...); err != nil {
+		if err := pub.Publish(b.Context(), recs...); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,8 +10,23 @@
 // makes the pipeline at-least-once from upstream to stream and, thanks to
 // the duplicate window, exactly-once in the stream.
 //
+// A source hands each event to Publish as a [Record]: the CloudEvent plus
+// what only the source knows, its upstream identity (the Nats-Msg-Id) and
+// its subject token. [Records] wraps events whose CloudEvent source and id
+// are the identity and whose type is the token, as a webhook's are.
+//
+// A [Runner] owns the sources of a process: it starts each one, shows its
+// state ([Runner.Status], for /readyz), and restarts with a backoff a
+// source whose Run returned, while the others go on.
+//
 //	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
-//	err := src.Run(ctx, pub) // returns ctx.Err() on shutdown
+//	err := pub.Publish(ctx, producers.Records(ev)...)
+//
+//	r := producers.NewRunner(producers.WithLogger(log), producers.WithMetrics(m))
+//	if err := r.Add("webhook", "hooks", src, pub); err != nil {
+//		return err
+//	}
+//	err = r.Run(ctx) // returns ctx.Err() once every source returned
 //
 // Subpackages hold one Source each: webhook (CloudEvents over HTTP);
 // vcenter and horizon follow.

@@ -2,11 +2,14 @@ package producers
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics counts what producers publish. A nil *Metrics counts nothing.
+// Metrics counts what producers publish and how the sources of a [Runner]
+// fare. A nil *Metrics counts nothing.
 type Metrics struct {
 	events     *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
 	errors     *prometheus.CounterVec
+	up         *prometheus.GaugeVec
+	restarts   *prometheus.CounterVec
 }
 
 // NewMetrics registers the producer metrics with reg.
@@ -24,8 +27,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vrelay_publish_errors_total",
 			Help: "Event publishes that failed and were retried or reported.",
 		}, []string{"provider", "source"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrelay_source_up",
+			Help: "1 while a source runs, 0 while it waits to be run again after a failure (or is stopped).",
+		}, []string{"provider", "source"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vrelay_source_restarts_total",
+			Help: "Times a source was run again after it failed; each failure is logged with its error.",
+		}, []string{"provider", "source"}),
 	}
-	reg.MustRegister(m.events, m.duplicates, m.errors)
+	reg.MustRegister(m.events, m.duplicates, m.errors, m.up, m.restarts)
 	return m
 }
 
@@ -44,4 +55,31 @@ func (m *Metrics) failed(s Scope, n int) {
 		return
 	}
 	m.errors.WithLabelValues(s.Provider, s.Source).Add(float64(n))
+}
+
+// sourceAdded makes a source's series exist from the start, at 0.
+func (m *Metrics) sourceAdded(provider, source string) {
+	if m == nil {
+		return
+	}
+	m.up.WithLabelValues(provider, source).Set(0)
+	m.restarts.WithLabelValues(provider, source)
+}
+
+func (m *Metrics) sourceUp(provider, source string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.up.WithLabelValues(provider, source).Set(v)
+}
+
+func (m *Metrics) sourceRestarted(provider, source string) {
+	if m == nil {
+		return
+	}
+	m.restarts.WithLabelValues(provider, source).Inc()
 }

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Option changes what code injects into a publisher or checkpointer.
+// Option changes what code injects into a publisher, checkpointer or
+// [Runner].
 type Option func(*options)
 
 type options struct {
@@ -13,6 +14,8 @@ type options struct {
 	metrics          *Metrics
 	publishAttempts  int
 	publishRetryWait time.Duration
+	restartMin       time.Duration
+	restartMax       time.Duration
 }
 
 func newOptions(opts []Option) options {
@@ -20,10 +23,13 @@ func newOptions(opts []Option) options {
 		log:              slog.New(slog.DiscardHandler),
 		publishAttempts:  5,
 		publishRetryWait: 200 * time.Millisecond,
+		restartMin:       time.Second,
+		restartMax:       time.Minute,
 	}
 	for _, f := range opts {
 		f(&o)
 	}
+	o.restartMax = max(o.restartMax, o.restartMin)
 	return o
 }
 
@@ -36,7 +42,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMetrics sets where publish figures are counted. Default: nowhere.
+// WithMetrics sets where publish figures and a [Runner]'s source states are
+// counted. Default: nowhere.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
 
 // WithPublishRetry sets how many times Publish sends an event whose ack
@@ -49,6 +56,21 @@ func WithPublishRetry(attempts int, wait time.Duration) Option {
 		}
 		if wait > 0 {
 			o.publishRetryWait = wait
+		}
+	}
+}
+
+// WithRestartBackoff sets the pauses before a [Runner] runs a failed source
+// again: initial after the first failure, doubling up to max (default 1s up
+// to 1m). A run that lasted at least max starts the pauses again at
+// initial. Tests shorten them.
+func WithRestartBackoff(initial, max time.Duration) Option {
+	return func(o *options) {
+		if initial > 0 {
+			o.restartMin = initial
+		}
+		if max > 0 {
+			o.restartMax = max
 		}
 	}
 }

@@ -1,10 +1,6 @@
 package producers
 
-import (
-	"context"
-
-	"github.com/cloudevents/sdk-go/v2/event"
-)
+import "context"
 
 // Source reads events from one upstream system and hands them to a
 // [Publisher].
@@ -20,15 +16,19 @@ type Source interface {
 
 // Publisher stores events in JetStream.
 //
-// Publish returns nil only after JetStream acknowledged every event (one
+// Publish returns nil only after JetStream acknowledged every record (one
 // PubAck each): they are then durable and will be delivered. It publishes
 // the batch asynchronously and waits once, so a page of 1000 events costs one
-// round of acks. Events that failed are published again with the same
-// Nats-Msg-Id, so a retry never stores an event twice. When Publish returns
-// an error, any subset of the batch may be stored; publishing the whole batch
-// again is safe. Publish is safe for concurrent use.
+// round of acks. A [Record] carries the event plus what only its source
+// knows (the upstream identity used as Nats-Msg-Id, the subject token), so
+// no source needs callbacks from the publisher. Records that failed are
+// published again with the same Nats-Msg-Id, so a retry never stores an
+// event twice. When Publish returns an error, any subset of the batch may be
+// stored; publishing the whole batch again is safe. An [EventError] names a
+// record that can never be stored (its Index is into recs). Publish blocks
+// until then or until ctx is done, and is safe for concurrent use.
 type Publisher interface {
-	Publish(ctx context.Context, evs ...event.Event) error
+	Publish(ctx context.Context, recs ...Record) error
 }
 
 // Checkpointer keeps a source's position in the upstream system.

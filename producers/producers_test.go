@@ -39,22 +39,17 @@ func TestPublishBatchDedupAndSubject(t *testing.T) {
 	_, js := natstest.Run(t)
 	reg := prometheus.NewRegistry()
 	m := producers.NewMetrics(reg)
-	pub := producers.NewPublisher(js, producers.Scope{
-		Provider:  "vcenter",
-		Source:    "vc01",
-		TypeToken: func(*event.Event) string { return "VmPoweredOnEvent" },
-		MsgID:     func(ev *event.Event) string { return "instance-1:" + ev.ID() },
-	}, producers.WithMetrics(m))
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "vcenter", Source: "vc01"}, producers.WithMetrics(m))
 
-	evs := make([]event.Event, 1000)
-	for i := range evs {
-		evs[i] = newEvent(i)
+	recs := make([]producers.Record, 1000)
+	for i := range recs {
+		recs[i] = producers.Record{Event: newEvent(i), MsgID: "instance-1:" + strconv.Itoa(i), Token: "VmPoweredOnEvent"}
 	}
-	if err := pub.Publish(t.Context(), evs...); err != nil {
+	if err := pub.Publish(t.Context(), recs...); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 	// A replay of the same page after a "crash" is stored once.
-	if err := pub.Publish(t.Context(), evs[:500]...); err != nil {
+	if err := pub.Publish(t.Context(), recs[:500]...); err != nil {
 		t.Fatalf("replay: %v", err)
 	}
 	if got := streamMsgs(t, js); got != 1000 {
@@ -87,10 +82,10 @@ func TestPublishDefaultsFromCloudEvent(t *testing.T) {
 	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
 	ev := newEvent(7)
 	ev.SetType("com.example.order created")
-	if got, want := pub.Subject(&ev), "vmware.webhook.hooks.com_example_order_created"; got != want {
+	if got, want := pub.Subject(&producers.Record{Event: ev}), "vmware.webhook.hooks.com_example_order_created"; got != want {
 		t.Errorf("Subject() = %q, want %q", got, want)
 	}
-	if err := pub.Publish(t.Context(), ev); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(ev)...); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := js.Stream(t.Context(), streams.EventStream)
@@ -100,6 +95,46 @@ func TestPublishDefaultsFromCloudEvent(t *testing.T) {
 	}
 	if got, want := raw.Header.Get(streams.HeaderMsgID), ev.Source()+":7"; got != want {
 		t.Errorf("Nats-Msg-Id = %q, want %q", got, want)
+	}
+}
+
+// TestRecordTokenAndMsgID: a record's own token and Nats-Msg-Id win over
+// the CloudEvent's, which are only the defaults; a token is sanitised, never
+// lower-cased.
+func TestRecordTokenAndMsgID(t *testing.T) {
+	_, js := natstest.Run(t)
+	pub := producers.NewPublisher(js, producers.Scope{Provider: "horizon", Source: "hz01"})
+	ev := newEvent(9)
+	ev.SetType("com.vmware.horizon.vlsi_userloggedin_rest.v0")
+	tests := []struct {
+		name           string
+		rec            producers.Record
+		subject, msgID string
+	}{
+		{"defaults", producers.Record{Event: ev},
+			"vmware.horizon.hz01.com_vmware_horizon_vlsi_userloggedin_rest_v0", ev.Source() + ":9"},
+		{"own token and id", producers.Record{Event: ev, Token: "VLSI_USERLOGGEDIN_REST", MsgID: "hz01.example.com:1001"},
+			"vmware.horizon.hz01.VLSI_USERLOGGEDIN_REST", "hz01.example.com:1001"},
+		{"token sanitised", producers.Record{Event: ev, Token: "com.vmware.vc.HA.DasHostFailedEvent", MsgID: "u:7"},
+			"vmware.horizon.hz01.com_vmware_vc_HA_DasHostFailedEvent", "u:7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pub.Subject(&tt.rec); got != tt.subject {
+				t.Errorf("got subject %q, want %q", got, tt.subject)
+			}
+			if err := pub.Publish(t.Context(), tt.rec); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := js.Stream(t.Context(), streams.EventStream)
+			raw, err := s.GetLastMsgForSubject(t.Context(), tt.subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := raw.Header.Get(streams.HeaderMsgID); got != tt.msgID {
+				t.Errorf("got Nats-Msg-Id %q, want %q", got, tt.msgID)
+			}
+		})
 	}
 }
 
@@ -136,8 +171,8 @@ func TestPublishRetriesFailedAcks(t *testing.T) {
 	fj := &failingJS{JetStream: js, failures: 7}
 	pub := producers.NewPublisher(fj, producers.Scope{Provider: "webhook", Source: "hooks"},
 		producers.WithPublishRetry(5, time.Millisecond))
-	evs := []event.Event{newEvent(1), newEvent(2), newEvent(3), newEvent(4), newEvent(5)}
-	if err := pub.Publish(t.Context(), evs...); err != nil {
+	recs := producers.Records(newEvent(1), newEvent(2), newEvent(3), newEvent(4), newEvent(5))
+	if err := pub.Publish(t.Context(), recs...); err != nil {
 		t.Fatalf("Publish with transient failures: %v", err)
 	}
 	if got := streamMsgs(t, js); got != 5 {
@@ -145,7 +180,7 @@ func TestPublishRetriesFailedAcks(t *testing.T) {
 	}
 
 	fj.failures = 1000
-	err := pub.Publish(t.Context(), newEvent(9))
+	err := pub.Publish(t.Context(), producers.Records(newEvent(9))...)
 	if err == nil {
 		t.Fatal("Publish with persistent failures got nil error")
 	}
@@ -170,7 +205,7 @@ func TestPublishSurvivesServerRestart(t *testing.T) {
 	}
 	pub := producers.NewPublisher(js2, producers.Scope{Provider: "webhook", Source: "hooks"},
 		producers.WithPublishRetry(30, 100*time.Millisecond))
-	if err := pub.Publish(t.Context(), newEvent(1)); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(newEvent(1))...); err != nil {
 		t.Fatal(err)
 	}
 	srv.Shutdown()
@@ -185,8 +220,8 @@ func TestPublishSurvivesServerRestart(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	evs := []event.Event{newEvent(1), newEvent(2), newEvent(3)}
-	if err := pub.Publish(ctx, evs...); err != nil {
+	recs := producers.Records(newEvent(1), newEvent(2), newEvent(3))
+	if err := pub.Publish(ctx, recs...); err != nil {
 		t.Fatalf("Publish across a server restart: %v", err)
 	}
 	if srv := <-restarted; srv != nil {
@@ -255,7 +290,7 @@ func TestPublishRefusesUnstorableEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := pub.Publish(t.Context(), newEvent(1), tt.bad)
+			err := pub.Publish(t.Context(), producers.Records(newEvent(1), tt.bad)...)
 			var evErr *producers.EventError
 			if !errors.As(err, &evErr) || evErr.Index != 1 {
 				t.Fatalf("Publish error = %v, want *EventError for index 1", err)
@@ -277,10 +312,10 @@ func TestLast(t *testing.T) {
 	if _, err := pub.Last(t.Context()); !errors.Is(err, producers.ErrNoEvent) {
 		t.Fatalf("Last on empty stream: %v, want ErrNoEvent", err)
 	}
-	if err := pub.Publish(t.Context(), newEvent(1), newEvent(2)); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(newEvent(1), newEvent(2))...); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Publish(t.Context(), newEvent(3)); err != nil {
+	if err := other.Publish(t.Context(), producers.Records(newEvent(3))...); err != nil {
 		t.Fatal(err)
 	}
 	st, err := pub.Last(t.Context())

@@ -14,8 +14,9 @@ import (
 	"github.com/vrelay/vrelay/streams"
 )
 
-// Scope says where a source's events go: subject
-// `<root>.<provider>.<source>.<type token>` and their Nats-Msg-Id.
+// Scope says where a source's events go: subjects
+// `<root>.<provider>.<source>.<token>`, where each [Record] brings its own
+// token.
 type Scope struct {
 	// Root is the subject root; default streams.DefaultRoot.
 	Root string
@@ -23,13 +24,48 @@ type Scope struct {
 	Provider string
 	// Source is the source's name from the configuration.
 	Source string
-	// TypeToken returns the last subject token of an event before
-	// sanitising. Default: the CloudEvent type. The vCenter source uses the
-	// vSphere event type, so that subjects read `...VmPoweredOnEvent`.
-	TypeToken func(*event.Event) string
-	// MsgID returns the Nats-Msg-Id of an event: the upstream identity that
-	// JetStream de-duplicates on. Default: streams.MsgID (CE source and id).
-	MsgID func(*event.Event) string
+}
+
+// Record is one event as its source hands it to a [Publisher]: the
+// CloudEvent plus what only the source knows. A record whose MsgID and
+// Token are empty is published under the defaults, which suit a source
+// whose CloudEvents carry their upstream identity (the webhook); see
+// [Records].
+type Record struct {
+	Event event.Event
+	// MsgID is the upstream identity, the Nats-Msg-Id JetStream
+	// de-duplicates on: the same upstream event must get the same MsgID
+	// whenever it is published again. Default streams.MsgID(&Event), the
+	// CloudEvent source + ":" + id. vCenter uses `<instance uuid>:<key>`.
+	MsgID string
+	// Token is the last subject token before sanitising (a '.', '*', '>'
+	// or white space becomes '_'). Default: the CloudEvent type. vCenter
+	// uses the vSphere event type (`VmPoweredOnEvent`), Horizon its event
+	// type as Horizon spells it (`VLSI_USERLOGGEDIN_REST`).
+	Token string
+}
+
+// Records wraps events in records with the default MsgID and Token.
+func Records(evs ...event.Event) []Record {
+	recs := make([]Record, len(evs))
+	for i := range evs {
+		recs[i].Event = evs[i]
+	}
+	return recs
+}
+
+func (r *Record) msgID() string {
+	if r.MsgID != "" {
+		return r.MsgID
+	}
+	return streams.MsgID(&r.Event)
+}
+
+func (r *Record) token() string {
+	if r.Token != "" {
+		return r.Token
+	}
+	return r.Event.Type()
 }
 
 // EventError is an event that can never be stored as it is: it cannot be
@@ -37,7 +73,8 @@ type Scope struct {
 // before sending anything, so nothing of the batch is stored; retrying the
 // same batch cannot help.
 type EventError struct {
-	// Index is the event's position in the batch, ID its CloudEvent id.
+	// Index is the record's position in the batch (an index into the
+	// records given to Publish), ID its CloudEvent id.
 	Index int
 	ID    string
 	Err   error
@@ -68,12 +105,6 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 	if scope.Root == "" {
 		scope.Root = streams.DefaultRoot
 	}
-	if scope.TypeToken == nil {
-		scope.TypeToken = (*event.Event).Type
-	}
-	if scope.MsgID == nil {
-		scope.MsgID = streams.MsgID
-	}
 	return &JetStreamPublisher{
 		js:          js,
 		scope:       scope,
@@ -84,30 +115,31 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 	}
 }
 
-// Subject returns the subject ev is published on.
-func (p *JetStreamPublisher) Subject(ev *event.Event) string {
-	return streams.Subject(p.scope.Root, p.scope.Provider, p.scope.Source, p.scope.TypeToken(ev))
+// Subject returns the subject rec is published on.
+func (p *JetStreamPublisher) Subject(rec *Record) string {
+	return streams.Subject(p.scope.Root, p.scope.Provider, p.scope.Source, rec.token())
 }
 
-// Publish implements [Publisher]. Every event is encoded before the first
+// Publish implements [Publisher]. Every record is encoded before the first
 // is sent, so an event that cannot be encoded, or that exceeds the
 // server's max payload, fails the call with an [EventError] and nothing
 // published. Events whose ack failed are sent again, with the same
 // Nats-Msg-Id, up to the publisher's attempts (default 5) with a growing
 // pause; JetStream drops those of them it already stored.
-func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) error {
-	if len(evs) == 0 {
+func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error {
+	if len(recs) == 0 {
 		return nil
 	}
-	msgs := make([]*nats.Msg, len(evs))
+	msgs := make([]*nats.Msg, len(recs))
 	maxPayload := p.js.Conn().MaxPayload()
-	for i := range evs {
-		m, err := streams.Encode(p.Subject(&evs[i]), &evs[i], p.scope.MsgID(&evs[i]))
+	for i := range recs {
+		rec := &recs[i]
+		m, err := streams.Encode(p.Subject(rec), &rec.Event, rec.msgID())
 		if err != nil {
-			return &EventError{Index: i, ID: evs[i].ID(), Err: err}
+			return &EventError{Index: i, ID: rec.Event.ID(), Err: err}
 		}
 		if maxPayload > 0 && int64(len(m.Data)) > maxPayload {
-			return &EventError{Index: i, ID: evs[i].ID(), Err: fmt.Errorf("%d bytes exceed the server's max payload of %d: %w", len(m.Data), maxPayload, nats.ErrMaxPayload)}
+			return &EventError{Index: i, ID: rec.Event.ID(), Err: fmt.Errorf("%d bytes exceed the server's max payload of %d: %w", len(m.Data), maxPayload, nats.ErrMaxPayload)}
 		}
 		msgs[i] = m
 	}
@@ -150,7 +182,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, evs ...event.Event) er
 		}
 		p.metrics.failed(p.scope, len(failed))
 		if errors.Is(lastErr, nats.ErrMaxPayload) || attempt >= p.maxAttempts {
-			return fmt.Errorf("publish %d of %d events to jetstream after %d attempts: %w", len(failed), len(evs), attempt, lastErr)
+			return fmt.Errorf("publish %d of %d events to jetstream after %d attempts: %w", len(failed), len(recs), attempt, lastErr)
 		}
 		p.log.Debug("republishing events whose ack failed", "count", len(failed), "attempt", attempt, "err", lastErr)
 		wait := p.retryWait << (attempt - 1)

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrelay/vrelay/consumers"
@@ -151,13 +150,13 @@ func (d *delivery) start(ctx context.Context, kind, name string) (func() error, 
 
 // publish stores events [from, to) of run in pages of 1000, as a vCenter
 // source does, each stamped just before its page is published.
-func (d *delivery) publish(ctx context.Context, run string, from, to int, page []event.Event) error {
+func (d *delivery) publish(ctx context.Context, run string, from, to int, page []producers.Record) error {
 	for i := from; i < to; i += len(page) {
 		n := min(len(page), to-i)
 		now := time.Now()
 		for j := range n {
-			page[j] = d.events.make(run, i+j)
-			stamp(&page[j], i+j, now)
+			page[j] = producers.Record{Event: d.events.make(run, i+j), Token: benchToken}
+			stamp(&page[j].Event, i+j, now)
 		}
 		if err := d.pub.Publish(ctx, page[:n]...); err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -192,7 +191,7 @@ func (d *delivery) saturate(ctx context.Context, kind string, round, n int) (thr
 	if err != nil {
 		return throughput{}, err
 	}
-	page := make([]event.Event, 1000)
+	page := make([]producers.Record, 1000)
 	resetOK := resetPeakRSS()
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -232,7 +231,7 @@ func (d *delivery) paced(ctx context.Context, kind string, rate float64, dur tim
 	if err != nil {
 		return nil, err
 	}
-	page := make([]event.Event, 1000)
+	page := make([]producers.Record, 1000)
 	tick := time.NewTicker(5 * time.Millisecond)
 	start := time.Now()
 	sent := 0

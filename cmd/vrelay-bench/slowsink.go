@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/filters"
 	"github.com/vrelay/vrelay/producers"
@@ -41,7 +39,7 @@ func (b *bench) runSlowSink(ctx context.Context) error {
 			return err
 		}
 		name := fmt.Sprintf("bench-slow-%d", limit)
-		if err := d.publish(ctx, name, 0, n, make([]event.Event, 1000)); err != nil {
+		if err := d.publish(ctx, name, 0, n, make([]producers.Record, 1000)); err != nil {
 			return err
 		}
 		b.logf("slow sink, %d in flight: %d events", limit, n)

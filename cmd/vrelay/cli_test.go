@@ -88,7 +88,7 @@ func TestDLQAndTailCommands(t *testing.T) {
 		evs = append(evs, ev)
 	}
 	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "cli"})
-	if err := pub.Publish(t.Context(), evs...); err != nil {
+	if err := pub.Publish(t.Context(), producers.Records(evs...)...); err != nil {
 		t.Fatal(err)
 	}
 

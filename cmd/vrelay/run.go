@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,9 +23,6 @@ import (
 	"github.com/vrelay/vrelay/internal/config"
 	"github.com/vrelay/vrelay/internal/netaddr"
 	"github.com/vrelay/vrelay/producers"
-	"github.com/vrelay/vrelay/producers/vcenter"
-	"github.com/vrelay/vrelay/producers/vcsim"
-	"github.com/vrelay/vrelay/producers/webhook"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -112,20 +110,22 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		// The runner restarts a source that fails (a corrupt checkpoint, a
+		// port taken) while the other sources and the routes go on.
+		runner := producers.NewRunner(producers.WithLogger(log), producers.WithMetrics(metrics))
 		for i, s := range cfg.Sources {
-			src, scope, err := newSource(s, cp, reg, log)
+			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: s.Provider(), Source: s.Name}
+			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
+			src, err := s.New(config.SourceDeps{Log: log, Registerer: reg, Checkpoints: cp, LastStored: pub})
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
-			scope.Root = cfg.Streams.SubjectRoot
-			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
-			g.Go(func() error {
-				if err := src.Run(gctx, pub); err != nil && !errors.Is(err, context.Canceled) {
-					return fmt.Errorf("source %s/%s: %w", s.Type, s.Name, err)
-				}
-				return gctx.Err()
-			})
+			if err := runner.Add(scope.Provider, scope.Source, src, pub); err != nil {
+				return err
+			}
 		}
+		ready.sources = runner
+		g.Go(func() error { return runner.Run(gctx) })
 	}
 	ready.set()
 	log.Info("vrelay running")
@@ -209,46 +209,16 @@ func retryableEnsure(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
-// newSource builds the source of one configuration entry and the scope its
-// events are published under.
-func newSource(s config.Source, cp producers.Checkpointer, reg prometheus.Registerer, log *slog.Logger) (producers.Source, producers.Scope, error) {
-	switch s.Type {
-	case "webhook":
-		src, err := webhook.New(*s.Webhook,
-			webhook.WithName(s.Name),
-			webhook.WithLogger(log),
-			webhook.WithRegisterer(reg))
-		return src, producers.Scope{Provider: s.Type, Source: s.Name}, err
-	case "vcenter":
-		src, err := vcenter.New(*s.VCenter,
-			vcenter.WithName(s.Name),
-			vcenter.WithLogger(log),
-			vcenter.WithCheckpointer(cp),
-			vcenter.WithRegisterer(reg))
-		if err != nil {
-			return nil, producers.Scope{}, err
-		}
-		return src, src.Scope(), nil
-	case "simulator":
-		src, err := vcsim.New(*s.Simulator,
-			vcsim.WithName(s.Name),
-			vcsim.WithLogger(log),
-			vcsim.WithCheckpointer(cp),
-			vcsim.WithRegisterer(reg))
-		if err != nil {
-			return nil, producers.Scope{}, err
-		}
-		return src, src.Scope(), nil
-	default:
-		return nil, producers.Scope{}, fmt.Errorf("unknown source type %q", s.Type)
-	}
-}
-
 // readiness answers /readyz: started, connected, and JetStream answering.
 type readiness struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	started chan struct{}
+	// sources is set before started is closed; nil without sources
+	// (-role consumers).
+	sources interface {
+		Status() []producers.SourceStatus
+	}
 }
 
 func (r *readiness) set() { close(r.started) }
@@ -270,6 +240,39 @@ func (r *readiness) check(ctx context.Context) error {
 	return nil
 }
 
+// sourceLines describes each source on a line of its own:
+//
+//	source webhook/hooks: running
+//	source vcenter/vc01: failed (restarts: 3): vcenter: checkpoint vcenter.vc01: corrupt checkpoint: ...
+//
+// A failed source does not make vrelay unready: the others, and the
+// routes, still work, and a Kubernetes Service must keep sending to the
+// webhook. The errors come from our code, which never puts a secret in
+// one (a vCenter URL is kept without its credentials).
+func (r *readiness) sourceLines() string {
+	select {
+	case <-r.started:
+	default:
+		return ""
+	}
+	if r.sources == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, st := range r.sources.Status() {
+		fmt.Fprintf(&b, "source %s/%s: %s", st.Provider, st.Name, st.State)
+		if st.Restarts > 0 {
+			fmt.Fprintf(&b, " (restarts: %d)", st.Restarts)
+		}
+		if st.State == producers.StateFailed && st.LastError != nil {
+			// One line per source, whatever the error holds.
+			fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(st.LastError.Error()), " "))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -277,11 +280,14 @@ func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.S
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if err := ready.check(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %s\n%s", err, ready.sourceLines())
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintf(w, "ok\n%s", ready.sourceLines())
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -53,6 +53,9 @@ type SourceDeps struct {
 	Registerer prometheus.Registerer
 	// Checkpoints keeps positions; nil keeps none.
 	Checkpoints producers.Checkpointer
+	// LastStored tells a polling source which of its events the stream
+	// holds last (the source's own publisher); nil: the checkpoint alone.
+	LastStored vcenter.LastStored
 }
 
 // SinkDeps is what building a sink takes besides its configuration.
@@ -118,7 +121,8 @@ var sourceKinds = []SourceKind{
 		section:  field(func(s *Source) **vcenter.Config { return &s.VCenter }),
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
 			return vcenter.New(*s.VCenter, vcenter.WithName(s.Name), vcenter.WithLogger(d.Log),
-				vcenter.WithCheckpointer(d.Checkpoints), vcenter.WithRegisterer(d.Registerer))
+				vcenter.WithCheckpointer(d.Checkpoints), vcenter.WithRegisterer(d.Registerer),
+				vcenter.WithLastStored(d.LastStored))
 		},
 	},
 	{
@@ -127,7 +131,8 @@ var sourceKinds = []SourceKind{
 		section:  field(func(s *Source) **vcsim.Config { return &s.Simulator }),
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
 			return vcsim.New(*s.Simulator, vcsim.WithName(s.Name), vcsim.WithLogger(d.Log),
-				vcsim.WithCheckpointer(d.Checkpoints), vcsim.WithRegisterer(d.Registerer))
+				vcsim.WithCheckpointer(d.Checkpoints), vcsim.WithRegisterer(d.Registerer),
+				vcsim.WithLastStored(d.LastStored))
 		},
 	},
 }

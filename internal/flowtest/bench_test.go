@@ -88,7 +88,7 @@ func BenchmarkStreamToSink(b *testing.B) {
 			_ = ev.SetData(event.ApplicationJSON, map[string]any{"Key": i + j, "Vm": map[string]any{"Name": "prod"}, "FullFormattedMessage": strings.Repeat("x", 900)})
 			evs[j] = ev
 		}
-		if err := pub.Publish(b.Context(), evs...); err != nil {
+		if err := pub.Publish(b.Context(), producers.Records(evs...)...); err != nil {
 			b.Fatal(err)
 		}
 	}

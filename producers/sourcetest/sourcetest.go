@@ -3,7 +3,8 @@
 // of producers.Source from the outside:
 //
 //   - the events it publishes are valid CloudEvents (specversion 1.0, id,
-//     source, type) and distinct by source and id;
+//     source, type), distinct by source and id, and distinct by the
+//     record's Nats-Msg-Id (its MsgID, or the default CE source and id);
 //   - Run returns context.Canceled promptly once its context is cancelled;
 //   - a failing Publisher loses nothing: once Publish works again every
 //     event the upstream system produced is published (a pull source
@@ -33,6 +34,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // Harness builds the source under test.
@@ -75,11 +77,11 @@ func Run(t *testing.T, h Harness) {
 // Recorder is a [producers.Publisher] that records what it was given and
 // can be told to fail.
 type Recorder struct {
-	mu     sync.Mutex
-	events []event.Event
-	fails  int
-	calls  int
-	added  chan struct{}
+	mu    sync.Mutex
+	recs  []producers.Record
+	fails int
+	calls int
+	added chan struct{}
 }
 
 // NewRecorder returns a Recorder that fails its first failFirst calls.
@@ -88,7 +90,7 @@ func NewRecorder(failFirst int) *Recorder {
 }
 
 // Publish implements producers.Publisher.
-func (r *Recorder) Publish(ctx context.Context, evs ...event.Event) error {
+func (r *Recorder) Publish(ctx context.Context, recs ...producers.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -99,7 +101,7 @@ func (r *Recorder) Publish(ctx context.Context, evs ...event.Event) error {
 		r.fails--
 		return errors.New("sourcetest: jetstream unavailable (injected)")
 	}
-	r.events = append(r.events, evs...)
+	r.recs = append(r.recs, recs...)
 	select {
 	case r.added <- struct{}{}:
 	default:
@@ -107,11 +109,22 @@ func (r *Recorder) Publish(ctx context.Context, evs ...event.Event) error {
 	return nil
 }
 
-// Events returns a copy of what was published.
+// Records returns a copy of what was published.
+func (r *Recorder) Records() []producers.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]producers.Record(nil), r.recs...)
+}
+
+// Events returns the events of what was published.
 func (r *Recorder) Events() []event.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]event.Event(nil), r.events...)
+	evs := make([]event.Event, len(r.recs))
+	for i := range r.recs {
+		evs[i] = r.recs[i].Event
+	}
+	return evs
 }
 
 // Calls returns how many times Publish was called.
@@ -124,15 +137,26 @@ func (r *Recorder) Calls() int {
 // waitFor waits until at least n events were published.
 func (r *Recorder) waitFor(t *testing.T, n int, timeout time.Duration) []event.Event {
 	t.Helper()
+	recs := r.waitForRecords(t, n, timeout)
+	evs := make([]event.Event, len(recs))
+	for i := range recs {
+		evs[i] = recs[i].Event
+	}
+	return evs
+}
+
+// waitForRecords waits until at least n records were published.
+func (r *Recorder) waitForRecords(t *testing.T, n int, timeout time.Duration) []producers.Record {
+	t.Helper()
 	deadline := time.After(timeout)
 	for {
-		if evs := r.Events(); len(evs) >= n {
-			return evs
+		if recs := r.Records(); len(recs) >= n {
+			return recs
 		}
 		select {
 		case <-r.added:
 		case <-deadline:
-			t.Fatalf("got %d published events, want at least %d", len(r.Events()), n)
+			t.Fatalf("got %d published events, want at least %d", len(r.Records()), n)
 		}
 	}
 }
@@ -164,9 +188,10 @@ func testPublishes(t *testing.T, h Harness) {
 	rec := NewRecorder(0)
 	start(t, src, rec)
 	emit(5)
-	evs := rec.waitFor(t, 5, h.Timeout)
-	seen := map[string]bool{}
-	for _, ev := range evs {
+	recs := rec.waitForRecords(t, 5, h.Timeout)
+	seen, msgIDs := map[string]bool{}, map[string]bool{}
+	for _, r := range recs {
+		ev := r.Event
 		if err := ev.Validate(); err != nil {
 			t.Errorf("event %q is not a valid CloudEvent: %v", ev.ID(), err)
 		}
@@ -177,6 +202,14 @@ func testPublishes(t *testing.T, h Harness) {
 			t.Errorf("event source %q id %q published twice", ev.Source(), ev.ID())
 		}
 		seen[key(ev)] = true
+		id := r.MsgID
+		if id == "" {
+			id = streams.MsgID(&ev)
+		}
+		if msgIDs[id] {
+			t.Errorf("Nats-Msg-Id %q published for two events: JetStream would drop the second as a duplicate", id)
+		}
+		msgIDs[id] = true
 	}
 }
 

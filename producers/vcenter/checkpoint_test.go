@@ -1,14 +1,18 @@
 package vcenter
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-cmp/cmp"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vrelay/vrelay/producers"
 )
 
 func TestKeyAfter(t *testing.T) {
@@ -95,15 +99,64 @@ func TestCorruptCheckpointError(t *testing.T) {
 	}
 }
 
-func TestScope(t *testing.T) {
-	s := &Source{name: "vc01", inflight: make(map[string]inflight)}
-	uuid := "11111111-2222-3333-4444-555555555555"
-	s.instance.Store(&uuid)
-	sc := s.Scope()
-	if sc.Provider != "vcenter" || sc.Source != "vc01" {
-		t.Errorf("got scope %s/%s, want vcenter/vc01", sc.Provider, sc.Source)
-	}
+// recordingPublisher keeps the records of every Publish call.
+type recordingPublisher struct{ recs []producers.Record }
 
+func (p *recordingPublisher) Publish(_ context.Context, recs ...producers.Record) error {
+	p.recs = append(p.recs, recs...)
+	return nil
+}
+
+// TestRecords checks what a page becomes: records whose Nats-Msg-Id is
+// `<instance uuid>:<key>` and whose subject token is the vSphere type, in
+// both formats (a router CloudEvent's id is a UUID, not the key).
+func TestRecords(t *testing.T) {
+	const uuid = "11111111-2222-3333-4444-555555555555"
+	created := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	page := []types.BaseEvent{
+		&types.VmPoweredOnEvent{VmEvent: types.VmEvent{Event: types.Event{Key: 42, CreatedTime: created}}},
+		&types.EventEx{Event: types.Event{Key: 43, CreatedTime: created}, EventTypeId: "com.vmware.vc.HA.DasHostFailedEvent"},
+	}
+	tests := []struct {
+		format Format
+	}{
+		{FormatTanzu},
+		{FormatRouter},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.format), func(t *testing.T) {
+			m, err := newMetrics(nil, "vc01")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := &recordingPublisher{}
+			s := &Source{name: "vc01", log: slog.New(slog.DiscardHandler), metrics: m}
+			r := &reader{s: s, pub: pub, log: s.log}
+			conv := &Converter{Source: "https://vc01/sdk", InstanceUUID: uuid, Format: tt.format, Encoding: EncodingJSON}
+			if err := r.publish(t.Context(), conv, page); err != nil {
+				t.Fatal(err)
+			}
+			subjects := producers.NewPublisher(nil, s.Scope())
+			var got []string
+			for i := range pub.recs {
+				got = append(got, pub.recs[i].MsgID+" "+pub.recs[i].Token+" "+subjects.Subject(&pub.recs[i]))
+			}
+			want := []string{
+				uuid + ":42 VmPoweredOnEvent vmware.vcenter.vc01.VmPoweredOnEvent",
+				uuid + ":43 com.vmware.vc.HA.DasHostFailedEvent vmware.vcenter.vc01.com_vmware_vc_HA_DasHostFailedEvent",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("records differ (-want +got):\n%s", diff)
+			}
+			if pos := r.position(); pos.key != 43 || pos.instance != uuid {
+				t.Errorf("got position key %d of %q, want 43 of %q", pos.key, pos.instance, uuid)
+			}
+		})
+	}
+}
+
+// TestStoredType reads the vSphere type back from a stored CloudEvent.
+func TestStoredType(t *testing.T) {
 	tanzu := event.New()
 	tanzu.SetID("42")
 	tanzu.SetType("com.vmware.vsphere.com.vmware.vc.HA.DasHostFailedEvent.v0")
@@ -111,31 +164,20 @@ func TestScope(t *testing.T) {
 	router.SetID("5f0c5e8e-4c59-5d5b-9d5e-2d1f0f6d3a11")
 	router.SetType("com.vmware.event.router/event")
 	router.SetSubject("VmPoweredOffEvent")
-
-	// Outside a batch: the connected instance and the CE id.
-	for _, c := range []struct {
-		ev           *event.Event
-		msgID, token string
+	tests := []struct {
+		name string
+		ev   *event.Event
+		want string
 	}{
-		{&tanzu, uuid + ":42", "com.vmware.vc.HA.DasHostFailedEvent"},
-		{&router, uuid + ":" + router.ID(), "VmPoweredOffEvent"},
-	} {
-		if got := sc.MsgID(c.ev); got != c.msgID {
-			t.Errorf("MsgID() = %q, want %q", got, c.msgID)
-		}
-		if got := sc.TypeToken(c.ev); got != c.token {
-			t.Errorf("TypeToken() = %q, want %q", got, c.token)
-		}
+		{"tanzu", &tanzu, "com.vmware.vc.HA.DasHostFailedEvent"},
+		{"router", &router, "VmPoweredOffEvent"},
 	}
-
-	// Inside a batch: what Run registered, so a router event gets its key.
-	untrack := s.track([]string{router.ID()}, []inflight{{msgID: uuid + ":7", typ: "VmPoweredOffEvent"}})
-	if got := sc.MsgID(&router); got != uuid+":7" {
-		t.Errorf("MsgID() in a batch = %q, want %q", got, uuid+":7")
-	}
-	untrack()
-	if got := sc.MsgID(&router); !strings.HasSuffix(got, router.ID()) {
-		t.Errorf("MsgID() after the batch = %q, want the fallback", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := storedType(tt.ev); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

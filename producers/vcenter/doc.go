@@ -20,14 +20,17 @@
 // derived from the vCenter and the key (router format); the Nats-Msg-Id is
 // `<vCenter instance uuid>:<key>`, so events replayed after a crash or a
 // reconnect fall inside JetStream's duplicate window and are stored once.
-// [Source.Scope] gives the publisher these identities.
+// Each event goes to the publisher as a [producers.Record] carrying that
+// Nats-Msg-Id and the vSphere event type as its subject token;
+// [Source.Scope] gives the rest of the subject.
 //
 // Position. The checkpoint is JSON under `vcenter.<name>` in the
 // vrelay_checkpoints bucket, with the field names of Tanzu Sources
 // (vCenter, lastEventKey, lastEventType, lastEventKeyTimestamp,
 // createdTimestamp) plus instanceUuid. The stream itself is the truth,
-// the checkpoint its summary: when the publisher can tell (Last), the last
-// event of this vCenter instance in the stream wins over the checkpoint.
+// the checkpoint its summary: with [WithLastStored] (vrelay passes the
+// source's publisher), the last event of this vCenter instance in the
+// stream wins over the checkpoint; without it the checkpoint alone counts.
 // After a crash the stream is ahead of the checkpoint, saved every
 // checkpoint.period; after a power loss on one node it may be behind. On
 // start, with P that position:
@@ -51,7 +54,9 @@
 // while a keep-alive holds the vCenter session. If another writer changes
 // the checkpoint (two replicas polling one vCenter), the conflict is logged
 // as an error and the source keeps its own position. Run returns only when
-// ctx is done (ctx.Err()) or for a corrupt checkpoint.
+// ctx is done (ctx.Err()) or for a corrupt checkpoint; vrelay's
+// [producers.Runner] then logs it, shows it on /readyz and runs the source
+// again with a backoff, while the other sources and the routes go on.
 //
 // Metrics (with [WithRegisterer]), labelled by source:
 // vrelay_vcenter_events_total, vrelay_vcenter_events_skipped_total,
@@ -67,12 +72,15 @@
 //		Username: "vrelay@vsphere.local",
 //		Password: secret.Ref{FromFile: "/var/run/secrets/vc01/password"},
 //		CAFile:   "/etc/vrelay/vc01-ca.pem",
-//	}, vcenter.WithName("vc01"), vcenter.WithCheckpointer(cp), vcenter.WithLogger(log))
+//	}, vcenter.WithName("vc01"), vcenter.WithCheckpointer(cp),
+//		vcenter.WithLastStored(pub), vcenter.WithLogger(log))
 //	if err != nil {
 //		return err
 //	}
-//	pub := producers.NewPublisher(js, src.Scope())
 //	return src.Run(ctx, pub) // ctx.Err() on shutdown
+//
+// where pub := producers.NewPublisher(js, producers.Scope{Provider:
+// vcenter.Provider, Source: "vc01"}), the same as src.Scope().
 //
 // The same in YAML, with the defaults spelled out:
 //

@@ -395,13 +395,13 @@ type tee struct {
 	keys []string
 }
 
-func (p *tee) Publish(ctx context.Context, evs ...event.Event) error {
-	err := p.Publisher.Publish(ctx, evs...)
+func (p *tee) Publish(ctx context.Context, recs ...producers.Record) error {
+	err := p.Publisher.Publish(ctx, recs...)
 	if err == nil {
 		p.mu.Lock()
-		for i := range evs {
+		for i := range recs {
 			var d struct{ Key int64 }
-			_ = json.Unmarshal(evs[i].Data(), &d)
+			_ = json.Unmarshal(recs[i].Event.Data(), &d)
 			p.keys = append(p.keys, fmt.Sprint(d.Key))
 		}
 		p.mu.Unlock()

@@ -157,7 +157,6 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 	}
 	defer c.close()
 	uuid := c.about.InstanceUuid
-	r.s.instance.Store(&uuid)
 
 	var last *checkpoint
 	if !r.started {
@@ -299,20 +298,13 @@ func (s *staleness) check() error {
 		errCollectorStale, s.expect, s.lastRead)
 }
 
-// lastStorer is a publisher that can say which event of the source the
-// stream holds last ([producers.JetStreamPublisher]).
-type lastStorer interface {
-	Last(ctx context.Context) (producers.Stored, error)
-}
-
 // lastStored returns the position of the last event of this source in the
-// stream, or nil when the publisher cannot tell or the stream holds none.
+// stream, or nil without [WithLastStored] or when the stream holds none.
 func (r *reader) lastStored(ctx context.Context) *checkpoint {
-	ls, ok := r.pub.(lastStorer)
-	if !ok {
+	if r.s.last == nil {
 		return nil
 	}
-	st, err := ls.Last(ctx)
+	st, err := r.s.last.Last(ctx)
 	if errors.Is(err, producers.ErrNoEvent) {
 		return nil
 	}
@@ -329,9 +321,21 @@ func (r *reader) lastStored(ctx context.Context) *checkpoint {
 	return &checkpoint{
 		InstanceUUID:          st.MsgID[:i],
 		LastEventKey:          int32(key),
-		LastEventType:         r.s.typeToken(&st.Event),
+		LastEventType:         storedType(&st.Event),
 		LastEventKeyTimestamp: st.Event.Time(),
 	}
+}
+
+// storedType is the vSphere event type of a CloudEvent this source made:
+// the middle of a tanzu type, the subject of a router event.
+func storedType(ev *event.Event) string {
+	if t, ok := strings.CutPrefix(ev.Type(), tanzuTypePrefix); ok {
+		return strings.TrimSuffix(t, tanzuTypeSuffix)
+	}
+	if ev.Subject() != "" {
+		return ev.Subject()
+	}
+	return ev.Type()
 }
 
 // start decides where a new collector begins and sets the position:
@@ -409,9 +413,7 @@ func (r *reader) start(c *conn, cp **checkpoint, last *checkpoint) time.Time {
 // retry would change it.
 func (r *reader) publish(ctx context.Context, conv *Converter, page []types.BaseEvent) error {
 	pos := r.position()
-	evs := make([]event.Event, 0, len(page))
-	ids := make([]string, 0, len(page))
-	infl := make([]inflight, 0, len(page))
+	recs := make([]producers.Record, 0, len(page))
 	var last types.BaseEvent
 	skipped := 0
 	for _, be := range page {
@@ -441,9 +443,14 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 			r.log.Error("cannot convert a vcenter event; it is dropped", "key", e.Key, "type", name, "err", err)
 			continue
 		}
-		evs = append(evs, ce)
-		ids = append(ids, ce.ID())
-		infl = append(infl, inflight{msgID: conv.InstanceUUID + ":" + strconv.FormatInt(int64(e.Key), 10), typ: name})
+		// The Nats-Msg-Id is the key, which a router CloudEvent (a UUID
+		// id) does not carry; the token is the vSphere type, which the
+		// CloudEvent type holds only lower-cased or not at all.
+		recs = append(recs, producers.Record{
+			Event: ce,
+			MsgID: conv.InstanceUUID + ":" + strconv.FormatInt(int64(e.Key), 10),
+			Token: name,
+		})
 	}
 	if skipped > 0 {
 		r.s.metrics.skipped.Add(float64(skipped))
@@ -452,11 +459,8 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 	if last == nil {
 		return nil
 	}
-	if len(evs) > 0 {
-		untrack := r.s.track(ids, infl)
-		err := r.publishRetry(ctx, evs)
-		untrack()
-		if err != nil {
+	if len(recs) > 0 {
+		if err := r.publishRetry(ctx, recs); err != nil {
 			return err
 		}
 	}
@@ -465,7 +469,7 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 	r.mu.Lock()
 	r.pos = position{instance: conv.InstanceUUID, begin: e.CreatedTime, key: e.Key, typ: name, hasKey: true}
 	r.mu.Unlock()
-	r.s.metrics.stored(len(evs), e.CreatedTime)
+	r.s.metrics.stored(len(recs), e.CreatedTime)
 	return nil
 }
 
@@ -473,9 +477,9 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 // vCenter session is kept alive and nothing is read. An event JetStream can
 // never take (larger than the server's max payload) is logged, counted and
 // left out, so that it does not hold up every event after it.
-func (r *reader) publishRetry(ctx context.Context, evs []event.Event) error {
+func (r *reader) publishRetry(ctx context.Context, recs []producers.Record) error {
 	for attempt := 1; ; attempt++ {
-		err := r.pub.Publish(ctx, evs...)
+		err := r.pub.Publish(ctx, recs...)
 		if err == nil {
 			return nil
 		}
@@ -483,18 +487,19 @@ func (r *reader) publishRetry(ctx context.Context, evs []event.Event) error {
 			return ctx.Err()
 		}
 		var evErr *producers.EventError
-		if errors.As(err, &evErr) && evErr.Index < len(evs) {
+		if errors.As(err, &evErr) && evErr.Index < len(recs) {
 			r.s.metrics.convertErrors.Inc()
-			r.log.Error("vcenter event cannot be stored; it is left out", "event_id", evErr.ID, "err", evErr.Err)
-			evs = append(evs[:evErr.Index:evErr.Index], evs[evErr.Index+1:]...)
-			if len(evs) == 0 {
+			r.log.Error("vcenter event cannot be stored; it is left out", "event_id", evErr.ID,
+				"msg_id", recs[evErr.Index].MsgID, "err", evErr.Err)
+			recs = append(recs[:evErr.Index:evErr.Index], recs[evErr.Index+1:]...)
+			if len(recs) == 0 {
 				return nil
 			}
 			attempt = 0
 			continue
 		}
 		wait := r.s.backoff(attempt)
-		r.log.Warn("cannot publish vcenter events; retrying", "count", len(evs), "attempt", attempt, "retry_in", wait, "err", err)
+		r.log.Warn("cannot publish vcenter events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}

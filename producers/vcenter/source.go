@@ -1,17 +1,15 @@
 package vcenter
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
@@ -43,22 +41,24 @@ type Source struct {
 	minWait  time.Duration
 	maxWait  time.Duration
 
-	running  atomic.Bool
-	instance atomic.Pointer[string] // uuid of the connected vCenter
+	last LastStored // nil: the checkpoint alone
 
-	mu       sync.Mutex
-	inflight map[string]inflight // CE id -> identity, for the batch being published
+	running atomic.Bool
 }
 
-// inflight is what Scope needs to know about an event being published and
-// cannot read from the CloudEvent: its key (the router format's id is a
-// UUID) and its vSphere type.
-type inflight struct {
-	msgID string
-	typ   string
-}
+var (
+	_ producers.Source = (*Source)(nil)
+	_ LastStored       = (*producers.JetStreamPublisher)(nil)
+)
 
-var _ producers.Source = (*Source)(nil)
+// LastStored says which event of this source the stream holds last:
+// [producers.JetStreamPublisher.Last] of the source's own publisher. Last
+// returns [producers.ErrNoEvent] when the stream holds none. It is called
+// once per Run, before the first connect, and may block for a JetStream
+// round trip.
+type LastStored interface {
+	Last(ctx context.Context) (producers.Stored, error)
+}
 
 // Option changes how [New] builds a [Source].
 type Option func(*options)
@@ -66,6 +66,7 @@ type Option func(*options)
 type options struct {
 	log     *slog.Logger
 	cp      producers.Checkpointer
+	last    LastStored
 	name    string
 	reg     prometheus.Registerer
 	minWait time.Duration
@@ -80,6 +81,15 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // `vcenter.<name>`, so a restart resumes where the last run stopped.
 // Without it every run starts at vCenter's current time.
 func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options) { o.cp = c } }
+
+// WithLastStored lets the source ask the stream where it stands: on start,
+// the last event of the connected vCenter instance in the stream wins over
+// the checkpoint (see the package doc). Pass the publisher the source runs
+// with, whose scope names this source. Without it the source relies on its
+// checkpoint alone, so after a crash it re-reads (and JetStream drops as
+// duplicates) what it stored since the last save, and after a power loss
+// that cost the stream its last writes it skips the events in between.
+func WithLastStored(ls LastStored) Option { return func(o *options) { o.last = ls } }
 
 // WithName sets the source name: the <source> token of subjects, the
 // checkpoint key `vcenter.<name>`, and the "source" label of metrics and
@@ -139,9 +149,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		password: secret.Value(pw),
 		log:      o.log.With("provider", Provider, "source", o.name),
 		cp:       o.cp,
+		last:     o.last,
 		minWait:  o.minWait,
 		maxWait:  o.maxWait,
-		inflight: make(map[string]inflight),
 	}
 	if cfg.CAFile != "" {
 		if s.roots, err = tlsfiles.LoadCAPool(cfg.CAFile); err != nil {
@@ -166,73 +176,14 @@ func (s *Source) URL() string { return s.sdk.String() }
 func (s *Source) CheckpointKey() string { return s.cpKey }
 
 // Scope returns where the source's events go, for producers.NewPublisher:
-// provider "vcenter", the source name, the vSphere event type as the last
-// subject token (`vmware.vcenter.vc01.VmPoweredOnEvent`; an EventEx id such
-// as com.vmware.vc.HA.DasHostFailedEvent becomes
-// com_vmware_vc_HA_DasHostFailedEvent), and `<instance uuid>:<key>` as the
+// provider "vcenter" and the source name. Each record Run publishes brings
+// the rest: the vSphere event type as the last subject token
+// (`vmware.vcenter.vc01.VmPoweredOnEvent`; an EventEx id such as
+// com.vmware.vc.HA.DasHostFailedEvent becomes
+// com_vmware_vc_HA_DasHostFailedEvent) and `<instance uuid>:<key>` as the
 // Nats-Msg-Id.
-//
-// The Nats-Msg-Id names the vCenter by its instance uuid, which is known
-// only once Run has connected, and the event by its key, which a router
-// format CloudEvent does not carry. So the Scope's functions ask the Source:
-// Run registers each batch before it calls Publish and forgets it after.
-// For an event Run is not publishing they fall back to the uuid of the
-// vCenter last connected to and the CloudEvent id, which is the key in the
-// tanzu format.
 func (s *Source) Scope() producers.Scope {
-	return producers.Scope{
-		Provider:  Provider,
-		Source:    s.name,
-		TypeToken: s.typeToken,
-		MsgID:     s.msgID,
-	}
-}
-
-func (s *Source) msgID(ev *event.Event) string {
-	s.mu.Lock()
-	f, ok := s.inflight[ev.ID()]
-	s.mu.Unlock()
-	if ok {
-		return f.msgID
-	}
-	return s.instanceUUID() + ":" + ev.ID()
-}
-
-func (s *Source) typeToken(ev *event.Event) string {
-	s.mu.Lock()
-	f, ok := s.inflight[ev.ID()]
-	s.mu.Unlock()
-	if ok {
-		return f.typ
-	}
-	if t, ok := strings.CutPrefix(ev.Type(), tanzuTypePrefix); ok {
-		return strings.TrimSuffix(t, tanzuTypeSuffix)
-	}
-	if ev.Subject() != "" {
-		return ev.Subject()
-	}
-	return ev.Type()
-}
-
-func (s *Source) instanceUUID() string {
-	if p := s.instance.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// track registers a batch for Scope; the returned func forgets it.
-func (s *Source) track(ids []string, f []inflight) func() {
-	s.mu.Lock()
-	for i, id := range ids {
-		s.inflight[id] = f[i]
-	}
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		clear(s.inflight)
-		s.mu.Unlock()
-	}
+	return producers.Scope{Provider: Provider, Source: s.name}
 }
 
 // errAlreadyRunning is returned by Run when the source is running already.

@@ -58,7 +58,8 @@ func newEnv(t testing.TB, password string) *env {
 }
 
 // source builds a source named vc01 on the env's checkpoint bucket, with
-// short backoffs.
+// short backoffs, that asks the stream for its last event as vrelay's
+// does.
 func (e *env) source(t testing.TB, cfg vcenter.Config, opts ...vcenter.Option) *vcenter.Source {
 	t.Helper()
 	cp, err := producers.NewCheckpointer(t.Context(), e.js)
@@ -69,6 +70,7 @@ func (e *env) source(t testing.TB, cfg vcenter.Config, opts ...vcenter.Option) *
 		vcenter.WithName(sourceName),
 		vcenter.WithLogger(e.logs.logger()),
 		vcenter.WithCheckpointer(cp),
+		vcenter.WithLastStored(producers.NewPublisher(e.js, producers.Scope{Provider: vcenter.Provider, Source: sourceName})),
 		vcenter.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
 	}, opts...)
 	src, err := vcenter.New(cfg, opts...)
@@ -587,6 +589,32 @@ func TestStreamWinsOverCheckpoint(t *testing.T) {
 		t.Errorf("got %d 'resuming after the last event' logs, want 1", got)
 	}
 	e.w.checkUnique(t)
+}
+
+// TestWithoutLastStored: without vcenter.WithLastStored the checkpoint
+// alone says where to begin, so a source without one starts at vCenter's
+// current time although the stream holds its events.
+func TestWithoutLastStored(t *testing.T) {
+	e := newEnv(t, "")
+	cfg := e.sim.config(t)
+	src := e.source(t, cfg)
+	cancel, done := running(t, src, e.publisher(src), e.logs)
+	e.sim.post(t, e.sim.eventEx("a-0"))
+	e.w.await(t, "a-0", byMessage("a-0"))
+	if err := stop(t, cancel, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got Run() error %v, want context.Canceled", err)
+	}
+	if err := e.kv.Purge(t.Context(), cpKey); err != nil {
+		t.Fatal(err)
+	}
+	src2 := e.source(t, cfg, vcenter.WithLastStored(nil))
+	running(t, src2, e.publisher(src2), e.logs)
+	if got := e.logs.count("no checkpoint; starting at vcenter's current time"); got != 2 {
+		t.Errorf("got %d 'no checkpoint' logs, want 2 (one per run)", got)
+	}
+	if got := e.logs.count("resuming after the last event of this vcenter in the stream"); got != 0 {
+		t.Errorf("got %d 'resuming after the last event' logs, want 0 without WithLastStored", got)
+	}
 }
 
 // TestRestoredVCenterKeysGoBack: a vCenter restored from a backup keeps its

@@ -24,18 +24,22 @@
 // [Source.CAFile] let another client (govc, a test) drive the simulator
 // too. When ctx is done Run stops the workload and the vCenter source (which
 // saves its checkpoint), shuts the simulator down and returns ctx.Err().
+// It returns earlier only with the vCenter source's error (a corrupt
+// checkpoint) or when the simulator cannot start; a [producers.Runner]
+// runs it again with a backoff.
 // Nothing survives a run: the next run is a new vCenter instance, so a
 // checkpoint from the last run is recognised as another instance's and the
 // source starts at the current time.
 //
 // # Example
 //
+//	pub := producers.NewPublisher(js, producers.Scope{Provider: vcenter.Provider, Source: "demo"})
 //	src, err := vcsim.New(vcsim.Config{Rate: 5}, vcsim.WithName("demo"),
-//		vcsim.WithCheckpointer(cp), vcsim.WithLogger(log))
+//		vcsim.WithCheckpointer(cp), vcsim.WithLastStored(pub), vcsim.WithLogger(log))
 //	if err != nil {
 //		return err
 //	}
-//	return src.Run(ctx, producers.NewPublisher(js, src.Scope()))
+//	return src.Run(ctx, pub)
 //
 // Then `nats sub 'vmware.vcenter.demo.>'` shows the events. A program that
 // holds the Source can also tail the simulator directly:

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/govmomi/simulator"
@@ -22,7 +21,6 @@ import (
 	"github.com/vrelay/vrelay/internal/secret"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/vcenter"
-	"github.com/vrelay/vrelay/streams"
 )
 
 // DefaultName is the source name used when [WithName] is not given.
@@ -41,6 +39,7 @@ type Source struct {
 	log  *slog.Logger // with provider and source
 	base *slog.Logger // as given, for the vcenter source, which adds them
 	cp   producers.Checkpointer
+	last vcenter.LastStored
 	reg  prometheus.Registerer
 
 	running atomic.Bool
@@ -51,7 +50,6 @@ type Source struct {
 	password string
 	caFile   string
 	instance string
-	inner    *vcenter.Source
 }
 
 var _ producers.Source = (*Source)(nil)
@@ -62,6 +60,7 @@ type Option func(*options)
 type options struct {
 	log  *slog.Logger
 	cp   producers.Checkpointer
+	last vcenter.LastStored
 	reg  prometheus.Registerer
 	name string
 }
@@ -75,6 +74,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // Config.InstanceUUID is set), so a restart logs that the checkpoint
 // belongs to another instance and starts fresh.
 func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options) { o.cp = c } }
+
+// WithLastStored is passed to the vCenter source: see
+// [vcenter.WithLastStored]. The simulator is a new vCenter instance each
+// run, so the stream's last event matters only within one run and with a
+// fixed Config.InstanceUUID.
+func WithLastStored(ls vcenter.LastStored) Option { return func(o *options) { o.last = ls } }
 
 // WithName sets the source name: the <source> token of subjects
 // (`vmware.vcenter.<name>.<type>`), the checkpoint key and the metrics
@@ -106,6 +111,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		log:   o.log.With("provider", vcenter.Provider, "source", o.name),
 		base:  o.log,
 		cp:    o.cp,
+		last:  o.last,
 		reg:   o.reg,
 		ready: make(chan struct{}),
 	}, nil
@@ -153,26 +159,10 @@ func (s *Source) InstanceUUID() string {
 
 // Scope returns where the events go: the same as a [vcenter.Source] named
 // like this one, so subjects read `vmware.vcenter.<name>.<type>` and routes
-// written against the simulator work against a real vCenter.
+// written against the simulator work against a real vCenter. The records
+// the vCenter source publishes bring their subject token and Nats-Msg-Id.
 func (s *Source) Scope() producers.Scope {
-	return producers.Scope{
-		Provider:  vcenter.Provider,
-		Source:    s.name,
-		TypeToken: func(ev *event.Event) string { return s.innerScope().TypeToken(ev) },
-		MsgID:     func(ev *event.Event) string { return s.innerScope().MsgID(ev) },
-	}
-}
-
-// innerScope is the running vCenter source's scope, or, between runs, one
-// that falls back to the defaults.
-func (s *Source) innerScope() producers.Scope {
-	s.mu.Lock()
-	in := s.inner
-	s.mu.Unlock()
-	if in != nil {
-		return in.Scope()
-	}
-	return producers.Scope{TypeToken: (*event.Event).Type, MsgID: streams.MsgID}
+	return producers.Scope{Provider: vcenter.Provider, Source: s.name}
 }
 
 // Run starts the simulator (the govmomi VPX model: a datacenter, a cluster
@@ -217,12 +207,12 @@ func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
 		return err
 	}
 	s.mu.Lock()
-	s.addr, s.password, s.caFile, s.instance, s.inner = sdk.String(), password, caFile, instance, inner
+	s.addr, s.password, s.caFile, s.instance = sdk.String(), password, caFile, instance
 	close(s.ready)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.addr, s.password, s.caFile, s.instance, s.inner = "", "", "", "", nil
+		s.addr, s.password, s.caFile, s.instance = "", "", "", ""
 		s.ready = make(chan struct{})
 		s.mu.Unlock()
 	}()
@@ -275,6 +265,9 @@ func (s *Source) newInner(address, password, caFile string) (*vcenter.Source, er
 	opts := []vcenter.Option{vcenter.WithName(s.name), vcenter.WithLogger(s.base)}
 	if s.cp != nil {
 		opts = append(opts, vcenter.WithCheckpointer(s.cp))
+	}
+	if s.last != nil {
+		opts = append(opts, vcenter.WithLastStored(s.last))
 	}
 	if s.reg != nil {
 		opts = append(opts, vcenter.WithRegisterer(s.reg))

@@ -22,6 +22,7 @@ import (
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/natstest"
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/producers/vcenter"
 	"github.com/vrelay/vrelay/producers/vcsim"
 	"github.com/vrelay/vrelay/streams"
 )
@@ -208,7 +209,9 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &logs{}
-	src, err := vcsim.New(vcsim.Config{Rate: 200}, vcsim.WithName("demo"), vcsim.WithCheckpointer(cp), vcsim.WithLogger(l.logger()))
+	last := producers.NewPublisher(js, producers.Scope{Provider: vcenter.Provider, Source: "demo"})
+	src, err := vcsim.New(vcsim.Config{Rate: 200}, vcsim.WithName("demo"), vcsim.WithCheckpointer(cp),
+		vcsim.WithLastStored(last), vcsim.WithLogger(l.logger()))
 	if err != nil {
 		t.Fatal(err)
 	}

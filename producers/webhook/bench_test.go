@@ -8,8 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
+	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/webhook"
 )
 
@@ -41,7 +40,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := src.Handler(publisherFunc(func(context.Context, ...event.Event) error { return nil }))
+	h := src.Handler(publisherFunc(func(context.Context, ...producers.Record) error { return nil }))
 	req := httptest.NewRequest(http.MethodPost, "/", nil)
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	req.ContentLength = int64(len(body))

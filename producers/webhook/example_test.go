@@ -7,15 +7,16 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
+	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/webhook"
 )
 
 // publisherFunc adapts a function to producers.Publisher.
-type publisherFunc func(ctx context.Context, evs ...event.Event) error
+type publisherFunc func(ctx context.Context, recs ...producers.Record) error
 
-func (f publisherFunc) Publish(ctx context.Context, evs ...event.Event) error { return f(ctx, evs...) }
+func (f publisherFunc) Publish(ctx context.Context, recs ...producers.Record) error {
+	return f(ctx, recs...)
+}
 
 // A binary-mode event posted to the handler reaches the publisher unchanged,
 // and the sender hears 200 once Publish returned nil.
@@ -25,8 +26,9 @@ func ExampleSource_Handler() {
 		fmt.Println(err)
 		return
 	}
-	pub := publisherFunc(func(_ context.Context, evs ...event.Event) error {
-		for _, e := range evs {
+	pub := publisherFunc(func(_ context.Context, recs ...producers.Record) error {
+		for _, r := range recs {
+			e := r.Event
 			fmt.Printf("published id=%s source=%s type=%s subject=%s datacontenttype=%s data=%s\n",
 				e.ID(), e.Source(), e.Type(), e.Subject(), e.DataContentType(), e.Data())
 		}

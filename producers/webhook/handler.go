@@ -98,7 +98,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) int {
 
 	ctx, cancel := context.WithTimeout(r.Context(), cfg.PublishTimeout)
 	defer cancel()
-	if err := h.pub.Publish(ctx, evs...); err != nil {
+	if err := h.pub.Publish(ctx, producers.Records(evs...)...); err != nil {
 		// An event that can never be stored is the sender's problem: say
 		// which one and why, instead of inviting endless retries.
 		var evErr *producers.EventError

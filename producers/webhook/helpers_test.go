@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/webhook"
 )
 
@@ -33,7 +34,7 @@ type recorder struct {
 	ctxs  []context.Context
 }
 
-func (r *recorder) Publish(ctx context.Context, evs ...event.Event) error {
+func (r *recorder) Publish(ctx context.Context, recs ...producers.Record) error {
 	r.mu.Lock()
 	r.ctxs = append(r.ctxs, ctx)
 	r.mu.Unlock()
@@ -51,6 +52,10 @@ func (r *recorder) Publish(ctx context.Context, evs ...event.Event) error {
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return r.err
+	}
+	evs := make([]event.Event, len(recs))
+	for i := range recs {
+		evs[i] = recs[i].Event
 	}
 	r.calls = append(r.calls, evs)
 	return nil
