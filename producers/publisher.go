@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vrelay/vrelay/internal/backoff"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -185,13 +186,8 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 			return fmt.Errorf("publish %d of %d events to jetstream after %d attempts: %w", len(failed), len(recs), attempt, lastErr)
 		}
 		p.log.Debug("republishing events whose ack failed", "count", len(failed), "attempt", attempt, "err", lastErr)
-		wait := p.retryWait << (attempt - 1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, backoff.Policy{Initial: p.retryWait}.Delay(attempt)) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		pending = failed
 	}

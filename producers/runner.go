@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/vrelay/vrelay/internal/backoff"
 )
 
 // SourceState is where a source stands in its [Runner].
@@ -179,7 +181,7 @@ func (r *Runner) supervise(ctx context.Context, u *unit) {
 		})
 		log.Error("source failed; the other sources go on, and this one is run again after the pause",
 			"err", err, "retry_in", wait, "failures", failures)
-		if !sleepCtx(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			r.update(u, func(s *SourceStatus) {
 				s.State, s.Since, s.NextStart = StateStopped, time.Now(), time.Time{}
 			})
@@ -213,21 +215,5 @@ func (r *Runner) update(u *unit, f func(*SourceStatus)) {
 // backoff is the pause after n failures in a row: minWait doubling, capped
 // at maxWait.
 func (r *Runner) backoff(n int) time.Duration {
-	d := r.minWait
-	for i := 1; i < n && d < r.maxWait; i++ {
-		d *= 2
-	}
-	return min(d, r.maxWait)
-}
-
-// sleepCtx waits for d or ctx; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return backoff.Policy{Initial: r.minWait, Max: r.maxWait}.Delay(n)
 }

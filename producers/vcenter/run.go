@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vrelay/vrelay/internal/backoff"
 	"github.com/vrelay/vrelay/producers"
 )
 
@@ -108,7 +109,7 @@ func (r *reader) load(ctx context.Context) (*checkpoint, error) {
 		}
 		wait := r.s.backoff(attempt)
 		r.log.Warn("cannot load the checkpoint; retrying", "checkpoint_key", key, "attempt", attempt, "retry_in", wait, "err", err)
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}
@@ -142,7 +143,7 @@ func (r *reader) loop(ctx context.Context, cp *checkpoint) error {
 		default:
 			r.log.Error("vcenter connection failed; retrying", args...)
 		}
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -500,7 +501,7 @@ func (r *reader) publishRetry(ctx context.Context, recs []producers.Record) erro
 		}
 		wait := r.s.backoff(attempt)
 		r.log.Warn("cannot publish vcenter events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -569,21 +570,5 @@ func (r *reader) save() {
 // backoff is the pause before attempt n+1 after n failures: minWait
 // doubling, capped at maxWait.
 func (s *Source) backoff(n int) time.Duration {
-	d := s.minWait
-	for i := 1; i < n && d < s.maxWait; i++ {
-		d *= 2
-	}
-	return min(d, s.maxWait)
-}
-
-// sleep waits for d or ctx; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return backoff.Policy{Initial: s.minWait, Max: s.maxWait}.Delay(n)
 }
