@@ -194,24 +194,24 @@ func TestPermanentGoesToDLQOnce(t *testing.T) {
 	}
 	h := dl[0].headers
 	want := map[string]string{
-		consumers.HeaderRoute:       "perm",
-		consumers.HeaderFailureKind: consumers.FailurePermanent,
-		consumers.HeaderAttempts:    "1",
-		consumers.HeaderSubject:     "vmware.webhook.test.com_vmware_vsphere_VmPoweredOnEvent_v0",
-		consumers.HeaderStream:      streams.EventStream,
-		consumers.HeaderSequence:    "1",
-		streams.HeaderType:          "com.vmware.vsphere.VmPoweredOnEvent.v0",
+		streams.HeaderRoute:            "perm",
+		streams.HeaderFailure:          streams.FailurePermanent,
+		streams.HeaderAttempts:         "1",
+		streams.HeaderOriginalSubject:  "vmware.webhook.test.com_vmware_vsphere_VmPoweredOnEvent_v0",
+		streams.HeaderOriginalStream:   streams.EventStream,
+		streams.HeaderOriginalSequence: "1",
+		streams.HeaderType:             "com.vmware.vsphere.VmPoweredOnEvent.v0",
 	}
 	for k, v := range want {
 		if h[k] != v {
 			t.Errorf("dead letter header %s = %q, want %q", k, h[k], v)
 		}
 	}
-	if h[consumers.HeaderReason] != "permanent: status 400: missing field Vm" {
-		t.Errorf("reason = %q, want the sink's error", h[consumers.HeaderReason])
+	if h[streams.HeaderReason] != "permanent: status 400: missing field Vm" {
+		t.Errorf("reason = %q, want the sink's error", h[streams.HeaderReason])
 	}
-	if _, err := time.Parse(time.RFC3339Nano, h[consumers.HeaderFailedAt]); err != nil {
-		t.Errorf("failed-at header %q: %v", h[consumers.HeaderFailedAt], err)
+	if _, err := time.Parse(time.RFC3339Nano, h[streams.HeaderFailedAt]); err != nil {
+		t.Errorf("failed-at header %q: %v", h[streams.HeaderFailedAt], err)
 	}
 	if n := len(sink.attemptsOf("bad")); n != 1 {
 		t.Errorf("attempts on a permanent failure = %d, want 1 (no retry)", n)
@@ -229,10 +229,10 @@ func TestAttemptsExhaustedGoToDLQ(t *testing.T) {
 	publish(t, js, "x")
 
 	dl := readDLQ(t, js, "exhaust", 1)
-	if got := dl[0].headers[consumers.HeaderFailureKind]; got != consumers.FailureExhausted {
-		t.Errorf("failure kind = %q, want %q", got, consumers.FailureExhausted)
+	if got := dl[0].headers[streams.HeaderFailure]; got != streams.FailureExhausted {
+		t.Errorf("failure kind = %q, want %q", got, streams.FailureExhausted)
 	}
-	if got := dl[0].headers[consumers.HeaderAttempts]; got != "3" {
+	if got := dl[0].headers[streams.HeaderAttempts]; got != "3" {
 		t.Errorf("attempts header = %q, want 3", got)
 	}
 	if n := len(sink.attemptsOf("x")); n != 3 {

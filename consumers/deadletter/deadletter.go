@@ -3,7 +3,7 @@
 // (see consumers.Dispatcher).
 //
 // Replaying a dead letter publishes its event again on its original subject
-// in the event stream, marked with consumers.HeaderReplayRoute so that only
+// in the event stream, marked with streams.HeaderReplayRoute so that only
 // the route it failed on delivers it again; every other route acks it
 // unseen. The dead letter is deleted once the event stream stored the
 // replay. A replay has its own Nats-Msg-Id (`replay:<route>:<dlq sequence>`),
@@ -24,7 +24,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -124,7 +123,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) (int, err
 				m.Header[k] = v
 			}
 		}
-		m.Header.Set(consumers.HeaderReplayRoute, l.Route)
+		m.Header.Set(streams.HeaderReplayRoute, l.Route)
 		m.Header.Set(streams.HeaderMsgID, "replay:"+l.Route+":"+strconv.FormatUint(l.Sequence, 10))
 		if _, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(streams.EventStream)); err != nil {
 			return i, fmt.Errorf("replay dead letter %d: %w", l.Sequence, err)
@@ -228,18 +227,18 @@ func each(ctx context.Context, js jetstream.JetStream, sel Selector, f func(Lett
 func letter(seq uint64, h nats.Header, data []byte) Letter {
 	l := Letter{
 		Sequence:        seq,
-		Route:           h.Get(consumers.HeaderRoute),
-		Reason:          h.Get(consumers.HeaderReason),
-		Failure:         h.Get(consumers.HeaderFailureKind),
-		OriginalSubject: h.Get(consumers.HeaderSubject),
+		Route:           h.Get(streams.HeaderRoute),
+		Reason:          h.Get(streams.HeaderReason),
+		Failure:         h.Get(streams.HeaderFailure),
+		OriginalSubject: h.Get(streams.HeaderOriginalSubject),
 		EventID:         h.Get(streams.HeaderID),
 		EventType:       h.Get(streams.HeaderType),
 		Header:          h,
 		Data:            data,
 	}
-	l.Attempts, _ = strconv.Atoi(h.Get(consumers.HeaderAttempts))
-	l.OriginalSequence, _ = strconv.ParseUint(h.Get(consumers.HeaderSequence), 10, 64)
-	l.FailedAt, _ = time.Parse(time.RFC3339Nano, h.Get(consumers.HeaderFailedAt))
+	l.Attempts, _ = strconv.Atoi(h.Get(streams.HeaderAttempts))
+	l.OriginalSequence, _ = strconv.ParseUint(h.Get(streams.HeaderOriginalSequence), 10, 64)
+	l.FailedAt, _ = time.Parse(time.RFC3339Nano, h.Get(streams.HeaderFailedAt))
 	return l
 }
 

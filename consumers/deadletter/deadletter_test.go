@@ -16,6 +16,7 @@ import (
 	"github.com/vrelay/vrelay/consumers/deadletter"
 	"github.com/vrelay/vrelay/internal/natstest"
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // gateSink rejects permanently while closed and records what it accepts.
@@ -101,7 +102,7 @@ func TestListReplayPurge(t *testing.T) {
 		byID[l.EventID] = l
 	}
 	l := byID["e0"]
-	if l.Route != "failing" || l.Failure != consumers.FailurePermanent || l.EventID != "e0" ||
+	if l.Route != "failing" || l.Failure != streams.FailurePermanent || l.EventID != "e0" ||
 		l.OriginalSubject != "vmware.webhook.t.com_example_t" || l.Attempts != 1 || l.FailedAt.IsZero() {
 		t.Errorf("letter = %+v, want route failing, permanent, e0, original subject, 1 attempt, a failure time", l)
 	}
