@@ -236,7 +236,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if dl.MaxBatch > 1 {
 		// One worker at a time fills a batch; the others send theirs.
 		filling := make(chan struct{}, 1)
-		p.run = func(first jetstream.Msg) { d.batchWorker(ctx, sendCtx, first, p.work, filling, prog.slot()) }
+		p.batches = true
+		p.run = func(jetstream.Msg) { d.batchWorker(ctx, sendCtx, p.work, filling, prog.slot()) }
 	} else {
 		p.run = func(first jetstream.Msg) {
 			slot := prog.slot()
@@ -295,7 +296,8 @@ type pool struct {
 	work    chan jetstream.Msg
 	max     int
 	wg      *sync.WaitGroup
-	run     func(first jetstream.Msg) // a worker, from its first message on
+	run     func(first jetstream.Msg) // a worker, from its first message on (nil for batches)
+	batches bool
 	mu      sync.Mutex
 	workers int
 }
@@ -312,6 +314,12 @@ func (p *pool) submit(msg jetstream.Msg) {
 	if p.workers < p.max {
 		p.workers++
 		p.mu.Unlock()
+		if p.batches {
+			// The batch being filled takes msg, whichever worker fills it.
+			p.wg.Go(func() { p.run(nil) })
+			p.work <- msg
+			return
+		}
 		p.wg.Go(func() { p.run(msg) })
 		return
 	}
@@ -454,7 +462,7 @@ type batch struct {
 // settles each of its events, until the work channel is closed. stop is
 // the route's context: once it is done, a batch that has not been sent yet
 // is handed back at once. Sends and settling run on ctx.
-func (d *Dispatcher) batchWorker(stop, ctx context.Context, first jetstream.Msg, work <-chan jetstream.Msg, filling chan struct{}, slot *sendSlot) {
+func (d *Dispatcher) batchWorker(stop, ctx context.Context, work <-chan jetstream.Msg, filling chan struct{}, slot *sendSlot) {
 	n := d.route.Delivery.MaxBatch
 	b := &batch{
 		items: make([]prepared, 0, n),
@@ -465,9 +473,8 @@ func (d *Dispatcher) batchWorker(stop, ctx context.Context, first jetstream.Msg,
 	b.timer.Stop()
 	for {
 		filling <- struct{}{}
-		open := d.fill(stop, first, work, b)
+		open := d.fill(stop, work, b)
 		<-filling
-		first = nil
 		d.flush(stop, ctx, b, slot)
 		if !open {
 			return
@@ -478,11 +485,8 @@ func (d *Dispatcher) batchWorker(stop, ctx context.Context, first jetstream.Msg,
 // fill collects prepared messages into b until it holds MaxBatch events to
 // send, BatchWait has passed since the first of them, stop is done or work
 // is closed. It reports whether work is still open.
-func (d *Dispatcher) fill(stop context.Context, first jetstream.Msg, work <-chan jetstream.Msg, b *batch) (open bool) {
+func (d *Dispatcher) fill(stop context.Context, work <-chan jetstream.Msg, b *batch) (open bool) {
 	dl := d.route.Delivery
-	if first != nil {
-		d.add(b, first)
-	}
 	var wait <-chan time.Time
 	defer b.timer.Stop()
 	for len(b.items) < dl.MaxBatch {

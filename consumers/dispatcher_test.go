@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -377,14 +379,57 @@ func TestNewDispatcherRejects(t *testing.T) {
 	tests := []struct {
 		name  string
 		route consumers.Route
+		sink  consumers.Sink
+		want  string // in the error
 	}{
 		{name: "bad name", route: consumers.Route{Name: "has.dot"}},
 		{name: "ack wait not above send timeout", route: consumers.Route{Name: "ok", Delivery: consumers.Delivery{SendTimeout: time.Minute, AckWait: time.Minute}}},
+		{name: "batches for a sink of single events", route: consumers.Route{Name: "single", Delivery: consumers.Delivery{MaxBatch: 10}},
+			want: "route single: delivery.maxBatch is 10, but its sink sends one event per request"},
+		{name: "maxBatch above 1000", route: consumers.Route{Name: "big", Delivery: consumers.Delivery{MaxBatch: 1001, MaxAckPending: 5000}},
+			sink: newBatchSink(), want: "maxBatch: must be between 1 and 1000"},
+		{name: "maxBatch above maxAckPending", route: consumers.Route{Name: "pending", Delivery: consumers.Delivery{MaxBatch: 200, MaxAckPending: 100}},
+			sink: newBatchSink(), want: "maxBatch: must not exceed maxAckPending (100)"},
+		{name: "batchWait not below sendTimeout", route: consumers.Route{Name: "wait", Delivery: consumers.Delivery{MaxBatch: 10, BatchWait: time.Second, SendTimeout: time.Second}},
+			sink: newBatchSink(), want: "batchWait: must be shorter than sendTimeout (1s)"},
+		{name: "negative batchWait", route: consumers.Route{Name: "neg", Delivery: consumers.Delivery{BatchWait: -time.Second}},
+			want: "batchWait: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := consumers.NewDispatcher(js, tt.route, newScriptSink()); err == nil {
-				t.Error("NewDispatcher got nil error, want one")
+			sink := tt.sink
+			if sink == nil {
+				sink = newScriptSink()
+			}
+			_, err := consumers.NewDispatcher(js, tt.route, sink)
+			if err == nil {
+				t.Fatal("NewDispatcher got nil error, want one")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewDispatcher: got error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultSubjects(t *testing.T) {
+	_, js := natstest.Run(t)
+	tests := []struct {
+		name string
+		opts []consumers.Option
+		want []string
+	}{
+		{name: "default root", want: []string{"vmware.>"}},
+		{name: "configured root", opts: []consumers.Option{consumers.WithSubjectRoot("lab")}, want: []string{"lab.>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := consumers.NewDispatcher(js, consumers.Route{Name: "all"}, newScriptSink(), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.ConsumerConfig().FilterSubjects; !slices.Equal(got, tt.want) {
+				t.Errorf("filter subjects: got %v, want %v", got, tt.want)
 			}
 		})
 	}
