@@ -286,3 +286,39 @@ func TestShutdownHandsBackAFillingBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchUndecodable: a message that is not a CloudEvent is dead-lettered
+// on its own, without holding up the batch, and without waiting for a
+// sendable event on an otherwise idle route.
+func TestBatchUndecodable(t *testing.T) {
+	_, js := natstest.Run(t)
+	sink := newBatchSink()
+	if _, err := js.Publish(t.Context(), "vmware.webhook.test.garbage", []byte("not a cloudevent")); err != nil {
+		t.Fatal(err)
+	}
+	d := fastDelivery()
+	d.MaxBatch = 10
+	d.BatchWait = 100 * time.Millisecond
+	start(t, js, consumers.Route{Name: "undecodable", Delivery: d}, sink)
+
+	c, err := js.OrderedConsumer(t.Context(), streams.DLQStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no dead letter for the undecodable message: %v", err)
+	}
+	if got := msg.Headers().Get(streams.HeaderFailure); got != streams.FailureDecode {
+		t.Errorf("failure kind: got %q, want %q", got, streams.FailureDecode)
+	}
+	publish(t, js, "u1", "u2")
+	got := waitDelivered(t, sink.scriptSink, 2)
+	waitSettled(t, js, "undecodable", 3)
+	if got["u1"] != 1 || got["u2"] != 1 {
+		t.Errorf("delivered %v, want u1 and u2 once", got)
+	}
+	if n := dlqCount(t, js); n != 1 {
+		t.Errorf("dead letters: got %d, want 1", n)
+	}
+}

@@ -456,6 +456,7 @@ type batch struct {
 	evs         []event.Event
 	msgs        []jetstream.Msg
 	timer       *time.Timer
+	since       time.Time // when the first message came
 }
 
 // batchWorker fills a batch, while no other worker fills one, sends it and
@@ -483,14 +484,25 @@ func (d *Dispatcher) batchWorker(stop, ctx context.Context, work <-chan jetstrea
 }
 
 // fill collects prepared messages into b until it holds MaxBatch events to
-// send, BatchWait has passed since the first of them, stop is done or work
-// is closed. It reports whether work is still open.
+// send, BatchWait has passed since its first message, or work is closed.
+// Once stop is done it returns as soon as b holds anything, for flush to
+// hand it back. It reports whether work is still open.
 func (d *Dispatcher) fill(stop context.Context, work <-chan jetstream.Msg, b *batch) (open bool) {
 	dl := d.route.Delivery
 	var wait <-chan time.Time
 	defer b.timer.Stop()
+	done := stop.Done()
 	for len(b.items) < dl.MaxBatch {
-		if wait == nil && len(b.items) > 0 {
+		pending := len(b.items) > 0 || len(b.undecodable) > 0
+		if stop.Err() != nil {
+			if pending {
+				return true
+			}
+			done = nil // nothing to hand back: wait for work to close
+		} else if wait == nil && pending {
+			// An undecodable message starts the clock too: it must not
+			// wait for a sendable one while its ack wait runs.
+			b.since = time.Now()
 			b.timer.Reset(dl.BatchWait)
 			wait = b.timer.C
 		}
@@ -502,8 +514,7 @@ func (d *Dispatcher) fill(stop context.Context, work <-chan jetstream.Msg, b *ba
 			d.add(b, msg)
 		case <-wait:
 			return true
-		case <-stop.Done():
-			return true
+		case <-done:
 		}
 	}
 	return true
@@ -556,7 +567,8 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch, slot *sendSlot) []
 		b.msgs = append(b.msgs, b.items[i].msg)
 	}
 	start := time.Now()
-	slot.beginBatch(b.msgs, start)
+	// The first message's ack wait runs since it came: count progress from then.
+	slot.beginBatch(b.msgs, b.since)
 	errs := d.batch.SendBatch(ctx, b.evs)
 	slot.end()
 	d.metrics.sendDuration(time.Since(start))
