@@ -2,7 +2,6 @@ package consumers
 
 import (
 	"errors"
-	"regexp"
 	"time"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
@@ -30,6 +29,19 @@ type Delivery struct {
 	// keeps a broken sink from pulling the whole stream into retry.
 	// Default 1000 (at least 4 × maxInFlight).
 	MaxAckPending int `yaml:"maxAckPending"`
+	// MaxBatch is how many events the route hands its sink in one request.
+	// Default 1: one event per send. Above 1 the sink must send batches (a
+	// [BatchSink], such as EventBridge's PutEvents); each event is still
+	// acked, retried or dead-lettered on its own result. From 1 to 1000, and
+	// at most maxAckPending.
+	MaxBatch int `yaml:"maxBatch"`
+	// BatchWait is how long a batch may wait to fill after its first event
+	// before it is sent as it is. It applies only when MaxBatch is above 1.
+	// Default "50ms": a short pause costs little latency and, under load,
+	// batches fill long before it ends. Must be positive, and shorter than
+	// sendTimeout when MaxBatch is above 1: the wait runs on the ack wait of
+	// the batch's first event.
+	BatchWait time.Duration `yaml:"batchWait"`
 	// StartAt says where a new route starts reading: "new" (events stored
 	// from now on, the default) or "all" (everything the stream still holds).
 	// It applies only when the route's durable consumer is created; a route
@@ -82,7 +94,16 @@ func (d *Delivery) SetDefaults() {
 	if d.StartAt == "" {
 		d.StartAt = StartAtNew
 	}
+	if d.MaxBatch == 0 {
+		d.MaxBatch = 1
+	}
+	if d.BatchWait == 0 {
+		d.BatchWait = DefaultBatchWait
+	}
 }
+
+// DefaultBatchWait is the default of [Delivery.BatchWait].
+const DefaultBatchWait = 50 * time.Millisecond
 
 // Validate reports every problem at once, with paths relative to the section.
 func (d Delivery) Validate() error {
@@ -108,14 +129,18 @@ func (d Delivery) Validate() error {
 	if d.MaxAckPending < d.MaxInFlight {
 		errs = append(errs, cfgerr.New("maxAckPending", "must be at least maxInFlight"))
 	}
+	if d.MaxBatch < 1 || d.MaxBatch > 1000 {
+		errs = append(errs, cfgerr.New("maxBatch", "must be between 1 and 1000"))
+	} else if d.MaxBatch > d.MaxAckPending {
+		errs = append(errs, cfgerr.Newf("maxBatch", "must not exceed maxAckPending (%d), or a batch can never fill", d.MaxAckPending))
+	}
+	if d.BatchWait <= 0 {
+		errs = append(errs, cfgerr.New("batchWait", "must be positive"))
+	} else if d.MaxBatch > 1 && d.BatchWait >= d.SendTimeout {
+		errs = append(errs, cfgerr.Newf("batchWait", "must be shorter than sendTimeout (%s)", d.SendTimeout))
+	}
 	if d.StartAt != StartAtNew && d.StartAt != StartAtAll {
 		errs = append(errs, cfgerr.Newf("startAt", "%q is not one of new, all", d.StartAt))
 	}
 	return errors.Join(errs...)
 }
-
-var routeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidRouteName reports whether name can name a route: it becomes a durable
-// consumer name and a subject token, so only letters, digits, '-' and '_'.
-func ValidRouteName(name string) bool { return routeName.MatchString(name) }

@@ -5,41 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrelay/vrelay/filters"
+	"github.com/vrelay/vrelay/internal/backoff"
+	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/streams"
-)
-
-// Headers a dead letter carries besides the original message's own.
-const (
-	HeaderRoute       = "Vrelay-Route"
-	HeaderReason      = "Vrelay-Reason"
-	HeaderAttempts    = "Vrelay-Attempts"
-	HeaderSubject     = "Vrelay-Original-Subject"
-	HeaderStream      = "Vrelay-Original-Stream"
-	HeaderSequence    = "Vrelay-Stream-Sequence"
-	HeaderStoredAt    = "Vrelay-Stored-At"
-	HeaderFailedAt    = "Vrelay-Failed-At"
-	HeaderFailureKind = "Vrelay-Failure"
-	// HeaderReplayRoute marks an event replayed from the dead-letter stream
-	// for one route: every other route acks it without delivering it.
-	HeaderReplayRoute = "Vrelay-Replay-Route"
-)
-
-// Failure kinds in the HeaderFailureKind header.
-const (
-	FailurePermanent = "permanent"
-	FailureExhausted = "attempts-exhausted"
-	FailureDecode    = "undecodable"
 )
 
 // Route is what a [Dispatcher] needs to know of a route.
@@ -59,6 +35,10 @@ type Route struct {
 // to a filter and a [Sink] and decides, for each event, to ack, retry later
 // or dead-letter.
 //
+// Each message is first prepared (decoded, filtered), then sent, alone or
+// in a batch of up to Delivery.MaxBatch events to a [BatchSink], and then
+// settled on its own result:
+//
 //	| Sink result                         | action                              |
 //	|-------------------------------------|-------------------------------------|
 //	| nil, or filtered out                | Ack                                 |
@@ -70,11 +50,20 @@ type Route struct {
 // An event is acked only after the sink accepted it or the dead-letter
 // stream stored it. The consumer has no MaxDeliver: the dispatcher counts
 // attempts itself, so a crash on the last attempt, or a failed dead-letter
-// publish, never lets JetStream give up on an event silently.
+// publish, never lets JetStream give up on an event silently. In a batch,
+// each event counts its own attempts: a partial failure retries only the
+// events that failed.
+//
+// Besides the event stream, the dispatcher reads the route's replay
+// consumer on [streams.ReplayStream]: dead letters that `vrelay dlq replay`
+// sent back to this route, and to no other. A replay goes through the same
+// filter, sink and settling; if it fails again, its dead letter keeps the
+// event's original subject and sequence.
 type Dispatcher struct {
 	js      jetstream.JetStream
 	route   Route
 	sink    Sink
+	batch   BatchSink // the sink, when the route sends batches
 	log     *slog.Logger
 	metrics *routeMetrics
 	stream  string
@@ -84,23 +73,34 @@ type Dispatcher struct {
 	filterErrLog rateLimited
 }
 
-// NewDispatcher returns the dispatcher of route r delivering to sink.
+// NewDispatcher returns the dispatcher of route r delivering to sink. A
+// route with Delivery.MaxBatch above 1 needs a sink that is a [BatchSink].
 func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (*Dispatcher, error) {
 	o := newOptions(opts)
 	r.Delivery.SetDefaults()
-	if !ValidRouteName(r.Name) {
-		return nil, fmt.Errorf("route name %q: only letters, digits, '-' and '_' (at most 64)", r.Name)
+	// The name becomes a durable consumer name and a subject token.
+	if err := names.Check(r.Name); err != nil {
+		return nil, fmt.Errorf("route name: %w", err)
 	}
 	if err := r.Delivery.Validate(); err != nil {
 		return nil, fmt.Errorf("route %s: delivery: %w", r.Name, err)
 	}
+	var batch BatchSink
+	if r.Delivery.MaxBatch > 1 {
+		var ok bool
+		if batch, ok = sink.(BatchSink); !ok {
+			return nil, fmt.Errorf("route %s: delivery.maxBatch is %d, but its sink sends one event per request; set maxBatch to 1",
+				r.Name, r.Delivery.MaxBatch)
+		}
+	}
 	if len(r.Subjects) == 0 {
-		r.Subjects = []string{streams.DefaultRoot + ".>"}
+		r.Subjects = []string{o.root + ".>"}
 	}
 	return &Dispatcher{
 		js:              js,
 		route:           r,
 		sink:            sink,
+		batch:           batch,
 		log:             o.log.With("route", r.Name),
 		metrics:         o.metrics.forRoute(r.Name),
 		stream:          o.stream,
@@ -137,54 +137,87 @@ func (d *Dispatcher) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Ensure creates the route's durable consumer, or updates it to the route's
-// settings. The start position of an existing consumer is kept.
+// ReplayConsumerConfig is the route's durable consumer of its replays on
+// [streams.ReplayStream].
+func (d *Dispatcher) ReplayConsumerConfig() jetstream.ConsumerConfig {
+	dl := d.route.Delivery
+	return streams.ReplayConsumerConfig(d.route.Name, dl.AckWait, dl.MaxAckPending)
+}
+
+// Ensure creates the route's durable consumers, of the event stream and of
+// the replay stream, or updates them to the route's settings, and returns
+// the first. The start position of an existing consumer is kept.
 func (d *Dispatcher) Ensure(ctx context.Context) (jetstream.Consumer, error) {
+	c, _, err := d.ensure(ctx)
+	return c, err
+}
+
+func (d *Dispatcher) ensure(ctx context.Context) (events, replays jetstream.Consumer, err error) {
 	cc := d.ConsumerConfig()
 	if c, err := d.js.Consumer(ctx, d.stream, cc.Durable); err == nil {
 		have := c.CachedInfo().Config
 		cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
+		return nil, nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
 	}
-	c, err := d.js.CreateOrUpdateConsumer(ctx, d.stream, cc)
+	events, err = d.js.CreateOrUpdateConsumer(ctx, d.stream, cc)
 	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, d.stream, err)
+		return nil, nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, d.stream, err)
 	}
-	return c, nil
+	rc := d.ReplayConsumerConfig()
+	replays, err = d.js.CreateOrUpdateConsumer(ctx, streams.ReplayStream, rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ensure consumer %s on %s: %w", rc.Durable, streams.ReplayStream, err)
+	}
+	return events, replays, nil
+}
+
+// pullSize is how many messages each consumer of the route buffers ahead
+// of the sends: enough to start the next send at once, and for a batch to
+// fill while the one before is being sent.
+func (d *Dispatcher) pullSize() int {
+	dl := d.route.Delivery
+	n := dl.MaxInFlight
+	if dl.MaxBatch > 1 {
+		n = max(n, 2*dl.MaxBatch)
+	}
+	return min(n, dl.MaxAckPending)
 }
 
 // Run delivers until ctx is done, then stops pulling, lets the sends under
 // way finish (at most shutdownTimeout, see [WithShutdownTimeout]), returns
-// events it had not started to JetStream at once, and returns ctx.Err().
-// Events whose send was cut short are redelivered: nothing is acked on the
-// way out.
+// events it had not started to send to JetStream at once, a batch still
+// filling included, and returns ctx.Err(). Events whose send was cut short
+// are redelivered: nothing is acked on the way out.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	cons, err := d.Ensure(ctx)
+	cons, replayCons, err := d.ensure(ctx)
 	if err != nil {
 		return err
 	}
 	dl := d.route.Delivery
-	it, err := cons.Messages(jetstream.PullMaxMessages(dl.MaxInFlight), jetstream.PullExpiry(PullExpiry))
+	pull := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(PullExpiry)}
+	events, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", d.route.Name, err)
 	}
-	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight)
+	replays, err := replayCons.Messages(pull...)
+	if err != nil {
+		events.Stop()
+		return fmt.Errorf("consume replays of %s: %w", d.route.Name, err)
+	}
+	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight, "max_batch", dl.MaxBatch)
 
 	// Sends run on their own context, so that SIGTERM lets them finish.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.watchPending(ctx, cons) })
-	stopping := context.AfterFunc(ctx, it.Drain)
+	stopping := context.AfterFunc(ctx, func() {
+		events.Drain()
+		replays.Drain()
+	})
 	defer stopping()
 
-	// Up to MaxInFlight workers handle the messages. A worker is started
-	// only when none is free, and then stays for the next messages: a
-	// goroutine per message would grow a fresh stack for every send, which
-	// cost about 4% of the CPU of a busy route.
-	work := make(chan jetstream.Msg)
-	workers := 0
 	prog := &progress{every: dl.AckWait / 2}
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -195,39 +228,35 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		close(stopProgress)
 		<-progressDone
 	}()
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			break
-		}
-		if err != nil {
-			d.log.Warn("pull from consumer", "err", err)
-			continue
-		}
-		if ctx.Err() != nil {
-			// Drained after shutdown began: give it back at once.
-			_ = msg.Nak()
-			continue
-		}
-		select {
-		case work <- msg: // a free worker took it
-			continue
-		default:
-		}
-		if workers < dl.MaxInFlight {
-			workers++
-			wg.Go(func() {
-				slot := prog.slot()
+
+	// Up to MaxInFlight workers each make one send at a time, of one event
+	// or of one batch, so MaxInFlight bounds the sends under way either way.
+	// A worker is started only when none is free, and then stays for the
+	// next messages: a goroutine per message would grow a fresh stack for
+	// every send, which cost about 4% of the CPU of a busy route.
+	p := &pool{work: make(chan jetstream.Msg), max: dl.MaxInFlight, wg: &wg}
+	if dl.MaxBatch > 1 {
+		// One worker at a time fills a batch; the others send theirs.
+		filling := make(chan struct{}, 1)
+		p.batches = true
+		p.run = func(jetstream.Msg) { d.batchWorker(ctx, sendCtx, p.work, filling, prog.slot()) }
+	} else {
+		p.run = func(first jetstream.Msg) {
+			slot := prog.slot()
+			d.handle(sendCtx, first, slot)
+			for msg := range p.work {
 				d.handle(sendCtx, msg, slot)
-				for msg := range work {
-					d.handle(sendCtx, msg, slot)
-				}
-			})
-			continue
+			}
 		}
-		work <- msg // all busy: wait for the first to be free
 	}
-	close(work)
+	// Both consumers feed the same workers.
+	var intake sync.WaitGroup
+	intake.Go(func() { d.intake(ctx, replays, p) })
+	d.intake(ctx, events, p)
+	replays.Drain() // the event consumer stopped: so do the replays
+	intake.Wait()
+	close(p.work)
+
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	t := time.NewTimer(d.shutdownWait())
@@ -243,6 +272,63 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// intake hands the messages of one consumer to the workers until the
+// consumer's iterator is closed.
+func (d *Dispatcher) intake(ctx context.Context, it jetstream.MessagesContext, p *pool) {
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		if err != nil {
+			d.log.Warn("pull from consumer", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Drained after shutdown began: give it back at once.
+			_ = msg.Nak()
+			continue
+		}
+		p.submit(msg)
+	}
+}
+
+// pool is a route's workers, started on demand up to max.
+type pool struct {
+	work    chan jetstream.Msg
+	max     int
+	wg      *sync.WaitGroup
+	run     func(first jetstream.Msg) // a worker, from its first message on (nil for batches)
+	batches bool
+	mu      sync.Mutex
+	workers int
+}
+
+// submit hands msg to a free worker, starts one if none is free and the
+// limit allows, or else waits for the first to be free.
+func (p *pool) submit(msg jetstream.Msg) {
+	select {
+	case p.work <- msg:
+		return
+	default:
+	}
+	p.mu.Lock()
+	if p.workers < p.max {
+		p.workers++
+		p.mu.Unlock()
+		if p.batches {
+			// The batch being filled takes msg, whichever worker fills it.
+			p.wg.Go(func() { p.run(nil) })
+			p.work <- msg
+			return
+		}
+		p.wg.Go(func() { p.run(msg) })
+		return
+	}
+	p.mu.Unlock()
+	p.work <- msg
+}
+
 func (d *Dispatcher) shutdownWait() time.Duration {
 	if d.shutdownTimeout > 0 {
 		return d.shutdownTimeout
@@ -250,69 +336,102 @@ func (d *Dispatcher) shutdownWait() time.Duration {
 	return d.route.Delivery.SendTimeout
 }
 
-// handle takes one message to its outcome. It never returns without having
-// acked, naked or termed the message, except when the connection is gone, in
-// which case JetStream redelivers after AckWait.
-func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot) {
+// prepared is a message on its way to the sink.
+type prepared struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	ev   event.Event
+	// undecodable, if not nil, says why the message cannot be sent: it is
+	// to be dead-lettered as FailureDecode.
+	undecodable error
+}
+
+// prepare reads msg and tells whether its event is to be sent. If not, it
+// has acked or termed msg itself, or p.undecodable says why msg is to be
+// dead-lettered; the caller does that, so that a batch being filled does
+// not wait for the dead-letter stream.
+func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
+	p.msg = msg
 	meta, err := msg.Metadata()
 	if err != nil {
 		d.log.Error("message without jetstream metadata", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
-		return
+		return p, false
 	}
-	if r := msg.Headers().Get(HeaderReplayRoute); r != "" && r != d.route.Name {
+	p.meta = meta
+	// Replays of vrelay before 0.2 came through the event stream, marked
+	// for their route.
+	if r := msg.Headers().Get(streams.HeaderReplayRoute); r != "" && r != d.route.Name {
 		d.metrics.outcome(filtered)
 		d.ack(msg)
-		return
+		return p, false
 	}
-	ev, err := streams.Decode(msg.Data())
+	p.ev, err = streams.Decode(msg.Data())
 	if err != nil {
-		d.deadLetter(ctx, msg, meta, FailureDecode, err)
-		return
+		p.undecodable = err
+		return p, false
 	}
 	if f := d.route.Filter; f != nil {
-		ok, err := f.Match(ev)
+		ok, err := f.Match(p.ev)
 		var dataErr *filters.DataError
 		switch {
 		case errors.As(err, &dataErr):
-			d.deadLetter(ctx, msg, meta, FailureDecode, err)
-			return
+			p.undecodable = err
+			return p, false
 		case err != nil:
 			d.metrics.outcome(filterError)
 			d.filterErrLog.do(func(suppressed int) {
 				d.log.Warn("filter failed at run time; event counted as not matching",
-					"err", err, "event_id", ev.ID(), "suppressed", suppressed)
+					"err", err, "event_id", p.ev.ID(), "suppressed", suppressed)
 			})
 			d.ack(msg)
-			return
+			return p, false
 		case !ok:
 			d.metrics.outcome(filtered)
 			d.ack(msg)
-			return
+			return p, false
 		}
 	}
-	err = d.send(ctx, msg, ev, slot)
+	return p, true
+}
+
+// handle takes one message to its outcome, sending it alone. It never
+// returns without having acked, naked or termed the message, except when
+// the connection is gone, in which case JetStream redelivers after AckWait.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot) {
+	p, send := d.prepare(msg)
+	if !send {
+		if p.undecodable != nil {
+			d.deadLetter(ctx, &p, streams.FailureDecode, p.undecodable)
+		}
+		return
+	}
+	d.settle(ctx, &p, d.send(ctx, &p, slot))
+}
+
+// settle acks, naks or dead-letters one sent message on its own result.
+func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 	switch {
 	case err == nil:
 		d.metrics.outcome(delivered)
-		d.metrics.latency(time.Since(meta.Timestamp))
-		d.ack(msg)
+		d.metrics.latency(time.Since(p.meta.Timestamp))
+		d.ack(p.msg)
 	case ctx.Err() != nil:
 		// Shutting down: hand the event back for another replica or the next start.
-		_ = msg.Nak()
+		_ = p.msg.Nak()
 	case IsPermanent(err):
-		d.deadLetter(ctx, msg, meta, FailurePermanent, err)
-	case int(meta.NumDelivered) >= d.route.Delivery.MaxAttempts:
-		d.deadLetter(ctx, msg, meta, FailureExhausted, err)
+		d.deadLetter(ctx, p, streams.FailurePermanent, err)
+	case int(p.meta.NumDelivered) >= d.route.Delivery.MaxAttempts:
+		d.deadLetter(ctx, p, streams.FailureExhausted, err)
 	default:
-		delay := d.backoff(int(meta.NumDelivered))
+		delay := d.backoff(int(p.meta.NumDelivered))
 		if ra, ok := RetryAfterDelay(err); ok && ra > delay {
 			delay = min(ra, d.route.Delivery.Backoff.Max)
 		}
 		d.metrics.outcome(retry)
-		d.log.Debug("delivery failed, will retry", "err", err, "event_id", ev.ID(),
-			"attempt", meta.NumDelivered, "retry_in", delay)
-		if err := msg.NakWithDelay(delay); err != nil {
+		d.log.Debug("delivery failed, will retry", "err", err, "event_id", p.ev.ID(),
+			"attempt", p.meta.NumDelivered, "retry_in", delay)
+		if err := p.msg.NakWithDelay(delay); err != nil {
 			d.log.Warn("nak failed; jetstream redelivers after ack wait", "err", err)
 		}
 	}
@@ -320,55 +439,181 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSl
 
 // send makes one attempt, telling JetStream the event is still being worked
 // on when the attempt outlasts half the ack wait (see [progress]).
-func (d *Dispatcher) send(ctx context.Context, msg jetstream.Msg, ev event.Event, slot *sendSlot) error {
+func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
 	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	defer cancel()
 	start := time.Now()
-	slot.begin(msg, start)
-	err := d.sink.Send(ctx, ev)
+	slot.begin(p.msg, start)
+	err := d.sink.Send(ctx, p.ev)
 	slot.end()
 	d.metrics.sendDuration(time.Since(start))
 	return err
 }
 
+// batch is what one worker collects for one send to a [BatchSink]. Its
+// slices are reused from one batch to the next.
+type batch struct {
+	items       []prepared // to send
+	undecodable []prepared // to dead-letter
+	evs         []event.Event
+	msgs        []jetstream.Msg
+	timer       *time.Timer
+	since       time.Time // when the first message came
+}
+
+// batchWorker fills a batch, while no other worker fills one, sends it and
+// settles each of its events, until the work channel is closed. stop is
+// the route's context: once it is done, a batch that has not been sent yet
+// is handed back at once. Sends and settling run on ctx.
+func (d *Dispatcher) batchWorker(stop, ctx context.Context, work <-chan jetstream.Msg, filling chan struct{}, slot *sendSlot) {
+	n := d.route.Delivery.MaxBatch
+	b := &batch{
+		items: make([]prepared, 0, n),
+		evs:   make([]event.Event, 0, n),
+		msgs:  make([]jetstream.Msg, 0, n),
+		timer: time.NewTimer(time.Hour),
+	}
+	b.timer.Stop()
+	for {
+		filling <- struct{}{}
+		open := d.fill(stop, work, b)
+		<-filling
+		d.flush(stop, ctx, b, slot)
+		if !open {
+			return
+		}
+	}
+}
+
+// fill collects prepared messages into b until it holds MaxBatch events to
+// send, BatchWait has passed since its first message, or work is closed.
+// Once stop is done it returns as soon as b holds anything, for flush to
+// hand it back. It reports whether work is still open.
+func (d *Dispatcher) fill(stop context.Context, work <-chan jetstream.Msg, b *batch) (open bool) {
+	dl := d.route.Delivery
+	var wait <-chan time.Time
+	defer b.timer.Stop()
+	done := stop.Done()
+	for len(b.items) < dl.MaxBatch {
+		pending := len(b.items) > 0 || len(b.undecodable) > 0
+		if stop.Err() != nil {
+			if pending {
+				return true
+			}
+			done = nil // nothing to hand back: wait for work to close
+		} else if wait == nil && pending {
+			// An undecodable message starts the clock too: it must not
+			// wait for a sendable one while its ack wait runs.
+			b.since = time.Now()
+			b.timer.Reset(dl.BatchWait)
+			wait = b.timer.C
+		}
+		select {
+		case msg, ok := <-work:
+			if !ok {
+				return false
+			}
+			d.add(b, msg)
+		case <-wait:
+			return true
+		case <-done:
+		}
+	}
+	return true
+}
+
+func (d *Dispatcher) add(b *batch, msg jetstream.Msg) {
+	p, send := d.prepare(msg)
+	switch {
+	case send:
+		b.items = append(b.items, p)
+	case p.undecodable != nil:
+		b.undecodable = append(b.undecodable, p)
+	}
+}
+
+// flush sends b's events in one request and settles each on its own result,
+// dead-letters its undecodable messages, and empties b.
+func (d *Dispatcher) flush(stop, ctx context.Context, b *batch, slot *sendSlot) {
+	for i := range b.undecodable {
+		d.deadLetter(ctx, &b.undecodable[i], streams.FailureDecode, b.undecodable[i].undecodable)
+	}
+	switch {
+	case len(b.items) == 0:
+	case stop.Err() != nil:
+		// Shutting down before the send began: hand the events back at once.
+		for i := range b.items {
+			_ = b.items[i].msg.Nak()
+		}
+	default:
+		errs := d.sendBatch(ctx, b, slot)
+		for i := range b.items {
+			d.settle(ctx, &b.items[i], errs[i])
+		}
+	}
+	clear(b.items)
+	clear(b.undecodable)
+	clear(b.evs)
+	clear(b.msgs)
+	b.items, b.undecodable, b.evs, b.msgs = b.items[:0], b.undecodable[:0], b.evs[:0], b.msgs[:0]
+}
+
+// sendBatch makes one attempt for the whole batch and returns one result
+// per event. A sink that answers with a wrong number of results failed the
+// whole batch, retryably.
+func (d *Dispatcher) sendBatch(ctx context.Context, b *batch, slot *sendSlot) []error {
+	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+	defer cancel()
+	for i := range b.items {
+		b.evs = append(b.evs, b.items[i].ev)
+		b.msgs = append(b.msgs, b.items[i].msg)
+	}
+	start := time.Now()
+	// The first message's ack wait runs since it came: count progress from then.
+	slot.beginBatch(b.msgs, b.since)
+	errs := d.batch.SendBatch(ctx, b.evs)
+	slot.end()
+	d.metrics.sendDuration(time.Since(start))
+	if len(errs) != len(b.items) {
+		d.log.Error("sink returned a wrong number of results; the whole batch will be retried",
+			"results", len(errs), "events", len(b.items))
+		err := fmt.Errorf("sink returned %d results for a batch of %d events", len(errs), len(b.items))
+		errs = make([]error, len(b.items))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 // deadLetter stores the event on the route's dead-letter subject and then
 // terms it. If the dead-letter stream does not take it, the event is naked
 // and will come back: it is never dropped.
-func (d *Dispatcher) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, kind string, cause error) {
-	reason := truncate(cause.Error(), 1024)
-	dl := nats.NewMsg(streams.DLQSubject(d.route.Name))
-	dl.Data = msg.Data()
-	for k, v := range msg.Headers() {
-		switch k {
-		case streams.HeaderMsgID, HeaderReplayRoute, jetstream.ExpectedStreamHeader, jetstream.ExpectedLastSeqHeader,
-			jetstream.ExpectedLastSubjSeqHeader, jetstream.ExpectedLastMsgIDHeader:
-			continue
-		}
-		dl.Header[k] = v
+func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, cause error) {
+	msg, meta := p.msg, p.meta
+	dl := streams.DeadLetter{
+		Route:    d.route.Name,
+		Reason:   cause.Error(),
+		Failure:  kind,
+		Attempts: int(meta.NumDelivered),
+		FailedAt: time.Now(),
+		Origin:   streams.OriginOf(msg.Subject(), msg.Headers(), meta),
 	}
-	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
-	dl.Header.Set(streams.HeaderMsgID, d.route.Name+":"+seq)
-	dl.Header.Set(HeaderRoute, d.route.Name)
-	dl.Header.Set(HeaderReason, reason)
-	dl.Header.Set(HeaderFailureKind, kind)
-	dl.Header.Set(HeaderAttempts, strconv.FormatUint(meta.NumDelivered, 10))
-	dl.Header.Set(HeaderSubject, msg.Subject())
-	dl.Header.Set(HeaderStream, meta.Stream)
-	dl.Header.Set(HeaderSequence, seq)
-	dl.Header.Set(HeaderStoredAt, meta.Timestamp.UTC().Format(time.RFC3339Nano))
-	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	m := dl.Msg(msg.Data(), msg.Headers(), meta.Stream, meta.Sequence.Stream)
 
 	pctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	defer cancel()
-	if _, err := d.js.PublishMsg(pctx, dl, jetstream.WithExpectStream(streams.DLQStream)); err != nil {
+	if _, err := d.js.PublishMsg(pctx, m, jetstream.WithExpectStream(streams.DLQStream)); err != nil {
 		d.metrics.dlqError()
-		d.log.Error("dead-letter publish failed; event will be retried", "err", err, "stream_seq", meta.Sequence.Stream)
+		d.log.Error("dead-letter publish failed; event will be retried", "err", err,
+			"stream", meta.Stream, "stream_seq", meta.Sequence.Stream)
 		_ = msg.NakWithDelay(d.backoff(1))
 		return
 	}
 	d.metrics.outcome(deadLettered)
-	d.log.Warn("event dead-lettered", "failure", kind, "reason", reason,
-		"stream_seq", meta.Sequence.Stream, "attempts", meta.NumDelivered, "subject", msg.Subject())
+	d.log.Warn("event dead-lettered", "failure", kind, "reason", truncate(dl.Reason, 1024),
+		"stream", meta.Stream, "stream_seq", meta.Sequence.Stream, "attempts", meta.NumDelivered,
+		"subject", dl.Origin.Subject, "origin_seq", dl.Origin.Sequence)
 	if err := msg.TermWithReason(kind); err != nil {
 		// The dead letter is stored; a redelivery would store it again under
 		// the same Nats-Msg-Id, which the DLQ's duplicate window drops.
@@ -386,17 +631,7 @@ func (d *Dispatcher) ack(msg jetstream.Msg) {
 // and all of min(Initial × 2^(n-1), Max).
 func (d *Dispatcher) backoff(n int) time.Duration {
 	b := d.route.Delivery.Backoff
-	base := b.Max
-	if n < 1 {
-		n = 1
-	}
-	if n <= 32 {
-		if v := b.Initial << (n - 1); v > 0 && v < b.Max {
-			base = v
-		}
-	}
-	half := base / 2
-	return half + rand.N(base-half+1)
+	return backoff.Policy{Initial: b.Initial, Max: b.Max, Jitter: true}.Delay(n)
 }
 
 // watchPending publishes the consumer's backlog as metrics.
@@ -423,11 +658,12 @@ func (d *Dispatcher) watchPending(ctx context.Context, cons jetstream.Consumer) 
 
 // progress tells JetStream that the sends under way are still being worked
 // on, so that it does not hand a slow send to another replica: it calls
-// InProgress on a send's message once the send (or its last InProgress) is
-// every old, checking every eighth of the ack wait, so the call comes at
-// most 5/8 of the ack wait after the last one. One goroutine does it for
-// all the workers; a timer per send cost more than the rest of the
-// dispatcher's own work on a busy route.
+// InProgress on each message of a send (one event, or every event of a
+// batch) once the send (or its last InProgress) is every old, checking
+// every eighth of the ack wait, so the call comes at most 5/8 of the ack
+// wait after the last one. One goroutine does it for all the workers; a
+// timer per send cost more than the rest of the dispatcher's own work on a
+// busy route.
 type progress struct {
 	every time.Duration // half the ack wait
 	mu    sync.Mutex
@@ -437,8 +673,9 @@ type progress struct {
 // sendSlot is a worker's send under way.
 type sendSlot struct {
 	mu    sync.Mutex
-	msg   jetstream.Msg // nil between sends
-	since time.Time     // when the send began or InProgress was last called
+	msgs  []jetstream.Msg  // the send's messages; nil between sends
+	one   [1]jetstream.Msg // holds the message of a single send, which then costs no allocation
+	since time.Time        // when the send began or InProgress was last called
 }
 
 // slot returns a new slot for a worker.
@@ -450,12 +687,24 @@ func (p *progress) slot() *sendSlot {
 	return s
 }
 
+// begin marks the send of one message.
 func (s *sendSlot) begin(msg jetstream.Msg, now time.Time) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	s.msg, s.since = msg, now
+	s.one[0] = msg
+	s.msgs, s.since = s.one[:], now
+	s.mu.Unlock()
+}
+
+// beginBatch marks the send of a batch. The slot reads msgs until end.
+func (s *sendSlot) beginBatch(msgs []jetstream.Msg, now time.Time) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.msgs, s.since = msgs, now
 	s.mu.Unlock()
 }
 
@@ -464,7 +713,7 @@ func (s *sendSlot) end() {
 		return
 	}
 	s.mu.Lock()
-	s.msg = nil
+	s.msgs, s.one[0] = nil, nil
 	s.mu.Unlock()
 }
 
@@ -481,18 +730,24 @@ func (p *progress) run(stop <-chan struct{}) {
 			slots := p.slots
 			p.mu.Unlock()
 			for _, s := range slots {
-				s.mu.Lock()
-				msg := s.msg
-				due := msg != nil && now.Sub(s.since) >= p.every
-				if due {
-					s.since = now
-				}
-				s.mu.Unlock()
-				if due {
-					_ = msg.InProgress()
-				}
+				s.tick(now, p.every)
 			}
 		}
+	}
+}
+
+// tick calls InProgress on the slot's messages if they are due. It holds
+// the slot's lock meanwhile, so that the worker does not reuse the batch
+// under it; InProgress only queues a publish.
+func (s *sendSlot) tick(now time.Time, every time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.msgs == nil || now.Sub(s.since) < every {
+		return
+	}
+	s.since = now
+	for _, m := range s.msgs {
+		_ = m.InProgress()
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,24 +196,24 @@ func TestPermanentGoesToDLQOnce(t *testing.T) {
 	}
 	h := dl[0].headers
 	want := map[string]string{
-		consumers.HeaderRoute:       "perm",
-		consumers.HeaderFailureKind: consumers.FailurePermanent,
-		consumers.HeaderAttempts:    "1",
-		consumers.HeaderSubject:     "vmware.webhook.test.com_vmware_vsphere_VmPoweredOnEvent_v0",
-		consumers.HeaderStream:      streams.EventStream,
-		consumers.HeaderSequence:    "1",
-		streams.HeaderType:          "com.vmware.vsphere.VmPoweredOnEvent.v0",
+		streams.HeaderRoute:            "perm",
+		streams.HeaderFailure:          streams.FailurePermanent,
+		streams.HeaderAttempts:         "1",
+		streams.HeaderOriginalSubject:  "vmware.webhook.test.com_vmware_vsphere_VmPoweredOnEvent_v0",
+		streams.HeaderOriginalStream:   streams.EventStream,
+		streams.HeaderOriginalSequence: "1",
+		streams.HeaderType:             "com.vmware.vsphere.VmPoweredOnEvent.v0",
 	}
 	for k, v := range want {
 		if h[k] != v {
 			t.Errorf("dead letter header %s = %q, want %q", k, h[k], v)
 		}
 	}
-	if h[consumers.HeaderReason] != "permanent: status 400: missing field Vm" {
-		t.Errorf("reason = %q, want the sink's error", h[consumers.HeaderReason])
+	if h[streams.HeaderReason] != "permanent: status 400: missing field Vm" {
+		t.Errorf("reason = %q, want the sink's error", h[streams.HeaderReason])
 	}
-	if _, err := time.Parse(time.RFC3339Nano, h[consumers.HeaderFailedAt]); err != nil {
-		t.Errorf("failed-at header %q: %v", h[consumers.HeaderFailedAt], err)
+	if _, err := time.Parse(time.RFC3339Nano, h[streams.HeaderFailedAt]); err != nil {
+		t.Errorf("failed-at header %q: %v", h[streams.HeaderFailedAt], err)
 	}
 	if n := len(sink.attemptsOf("bad")); n != 1 {
 		t.Errorf("attempts on a permanent failure = %d, want 1 (no retry)", n)
@@ -229,10 +231,10 @@ func TestAttemptsExhaustedGoToDLQ(t *testing.T) {
 	publish(t, js, "x")
 
 	dl := readDLQ(t, js, "exhaust", 1)
-	if got := dl[0].headers[consumers.HeaderFailureKind]; got != consumers.FailureExhausted {
-		t.Errorf("failure kind = %q, want %q", got, consumers.FailureExhausted)
+	if got := dl[0].headers[streams.HeaderFailure]; got != streams.FailureExhausted {
+		t.Errorf("failure kind = %q, want %q", got, streams.FailureExhausted)
 	}
-	if got := dl[0].headers[consumers.HeaderAttempts]; got != "3" {
+	if got := dl[0].headers[streams.HeaderAttempts]; got != "3" {
 		t.Errorf("attempts header = %q, want 3", got)
 	}
 	if n := len(sink.attemptsOf("x")); n != 3 {
@@ -377,14 +379,57 @@ func TestNewDispatcherRejects(t *testing.T) {
 	tests := []struct {
 		name  string
 		route consumers.Route
+		sink  consumers.Sink
+		want  string // in the error
 	}{
 		{name: "bad name", route: consumers.Route{Name: "has.dot"}},
 		{name: "ack wait not above send timeout", route: consumers.Route{Name: "ok", Delivery: consumers.Delivery{SendTimeout: time.Minute, AckWait: time.Minute}}},
+		{name: "batches for a sink of single events", route: consumers.Route{Name: "single", Delivery: consumers.Delivery{MaxBatch: 10}},
+			want: "route single: delivery.maxBatch is 10, but its sink sends one event per request"},
+		{name: "maxBatch above 1000", route: consumers.Route{Name: "big", Delivery: consumers.Delivery{MaxBatch: 1001, MaxAckPending: 5000}},
+			sink: newBatchSink(), want: "maxBatch: must be between 1 and 1000"},
+		{name: "maxBatch above maxAckPending", route: consumers.Route{Name: "pending", Delivery: consumers.Delivery{MaxBatch: 200, MaxAckPending: 100}},
+			sink: newBatchSink(), want: "maxBatch: must not exceed maxAckPending (100)"},
+		{name: "batchWait not below sendTimeout", route: consumers.Route{Name: "wait", Delivery: consumers.Delivery{MaxBatch: 10, BatchWait: time.Second, SendTimeout: time.Second}},
+			sink: newBatchSink(), want: "batchWait: must be shorter than sendTimeout (1s)"},
+		{name: "negative batchWait", route: consumers.Route{Name: "neg", Delivery: consumers.Delivery{BatchWait: -time.Second}},
+			want: "batchWait: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := consumers.NewDispatcher(js, tt.route, newScriptSink()); err == nil {
-				t.Error("NewDispatcher got nil error, want one")
+			sink := tt.sink
+			if sink == nil {
+				sink = newScriptSink()
+			}
+			_, err := consumers.NewDispatcher(js, tt.route, sink)
+			if err == nil {
+				t.Fatal("NewDispatcher got nil error, want one")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewDispatcher: got error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultSubjects(t *testing.T) {
+	_, js := natstest.Run(t)
+	tests := []struct {
+		name string
+		opts []consumers.Option
+		want []string
+	}{
+		{name: "default root", want: []string{"vmware.>"}},
+		{name: "configured root", opts: []consumers.Option{consumers.WithSubjectRoot("lab")}, want: []string{"lab.>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := consumers.NewDispatcher(js, consumers.Route{Name: "all"}, newScriptSink(), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.ConsumerConfig().FilterSubjects; !slices.Equal(got, tt.want) {
+				t.Errorf("filter subjects: got %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -14,11 +14,12 @@ type options struct {
 	log             *slog.Logger
 	metrics         *Metrics
 	stream          string
+	root            string
 	shutdownTimeout time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{log: slog.New(slog.DiscardHandler), stream: streams.EventStream}
+	o := options{log: slog.New(slog.DiscardHandler), stream: streams.EventStream, root: streams.DefaultRoot}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -44,3 +45,14 @@ func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.s
 
 // WithStream reads events from another stream than streams.EventStream.
 func WithStream(name string) Option { return func(o *options) { o.stream = name } }
+
+// WithSubjectRoot sets the subject root of the event stream (the
+// configuration's streams.subjectRoot): a route without subjects reads
+// `<root>.>`. Default: streams.DefaultRoot.
+func WithSubjectRoot(root string) Option {
+	return func(o *options) {
+		if root != "" {
+			o.root = root
+		}
+	}
+}

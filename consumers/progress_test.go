@@ -55,3 +55,33 @@ func TestProgress(t *testing.T) {
 		t.Errorf("InProgress calls after the send ended: got %d more, want 0", after-n)
 	}
 }
+
+// TestProgressBatch: a batch send keeps every one of its messages in progress.
+func TestProgressBatch(t *testing.T) {
+	const every = 100 * time.Millisecond
+	p := &progress{every: every}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		p.run(stop)
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+
+	msgs := []*progressMsg{{}, {}, {}}
+	batch := []jetstream.Msg{msgs[0], msgs[1], msgs[2]}
+	s := p.slot()
+	s.beginBatch(batch, time.Now())
+	time.Sleep(2*every + every/2)
+	s.end()
+	for i, m := range msgs {
+		if n := m.calls.Load(); n < 1 {
+			t.Errorf("InProgress calls on message %d of a batch sent for %s: got %d, want at least 1", i, 2*every+every/2, n)
+		}
+	}
+	if a, b := msgs[0].calls.Load(), msgs[2].calls.Load(); a != b {
+		t.Errorf("InProgress calls: got %d on the first message and %d on the last, want the same", a, b)
+	}
+}

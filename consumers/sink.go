@@ -26,6 +26,27 @@ type Sink interface {
 	Send(ctx context.Context, ev event.Event) error
 }
 
+// BatchSink is an optional capability of a [Sink] that sends many events
+// per request (EventBridge PutEvents). A route whose Delivery.MaxBatch is
+// above 1 needs one; [NewDispatcher] refuses a sink without it.
+//
+// SendBatch makes one attempt for the whole batch and returns exactly one
+// classified error per event, in the order of evs: nil when the destination
+// accepted that event, an error wrapped with [Permanent] when it rejected
+// it, any other error (optionally [RetryAfter]) when a retry may help. A
+// failure of the whole request (a timeout, a 503) is that error for every
+// event. The [Dispatcher] settles each event on its own result, so a
+// partial failure retries only the events that failed. A result slice of
+// another length counts as a retryable failure of the whole batch.
+//
+// SendBatch blocks like Send, returns promptly once ctx is done, never
+// retries internally and is called concurrently from up to the route's
+// in-flight limit of goroutines. evs is the dispatcher's: the sink must not
+// keep it after returning.
+type BatchSink interface {
+	SendBatch(ctx context.Context, evs []event.Event) []error
+}
+
 // PermanentError marks a delivery failure that a retry cannot fix.
 type PermanentError struct{ Err error }
 

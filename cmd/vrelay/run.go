@@ -90,6 +90,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 				Filter:   filter,
 				Delivery: r.Delivery,
 			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
+				consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
 				// Leave part of the budget for draining NATS and stopping the server.
 				consumers.WithShutdownTimeout(cfg.ShutdownTimeout*3/5))
 			if err != nil {

@@ -10,6 +10,12 @@
 // writer that blocks (a full pipe nobody reads) blocks Send until it drains,
 // whatever ctx says.
 //
+// The sink is a [consumers.BatchSink]: with a route's maxBatch above 1,
+// [Sink.SendBatch] writes a whole batch in one Write call. After a short
+// write, the events whose lines were written in full count as delivered and
+// the rest as retryable; an event that cannot be encoded is permanent on
+// its own.
+//
 //	s, err := logsink.New(logsink.Config{Output: "stderr"})
 //	if err != nil {
 //		return cfgerr.Prefix("routes[0].sink.log", err)

@@ -106,3 +106,53 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	}
 	return nil
 }
+
+// SendBatch writes the events of evs as lines in one Write call, under the
+// same lock as Send. An event that cannot be encoded gets a
+// [consumers.Permanent] error and is left out; the others are written in
+// order. If the write fails part way, the events whose lines were written
+// in full are delivered (nil) and the rest get a retryable error: a retry
+// writes them again, after a line the writer may have cut. If ctx is
+// already done, SendBatch writes nothing and returns its error for each
+// event.
+func (s *Sink) SendBatch(ctx context.Context, evs []event.Event) []error {
+	errs := make([]error, len(evs))
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	// ends[i] is where the line of evs[i] ends in buf, or -1 if it has none.
+	ends := make([]int, len(evs))
+	var buf []byte
+	for i := range evs {
+		line, err := format.JSON.Marshal(&evs[i])
+		if err != nil {
+			errs[i] = consumers.Permanent(fmt.Errorf("encode event %s: %w", evs[i].ID(), err))
+			ends[i] = -1
+			continue
+		}
+		buf = append(append(buf, line...), '\n')
+		ends[i] = len(buf)
+	}
+	if len(buf) == 0 {
+		return errs
+	}
+
+	s.mu.Lock()
+	n, err := s.w.Write(buf)
+	s.mu.Unlock()
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		return errs
+	}
+	for i, end := range ends {
+		if end > n {
+			errs[i] = fmt.Errorf("write event %s: %w", evs[i].ID(), err)
+		}
+	}
+	return errs
+}

@@ -217,3 +217,112 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// cutWriter takes the first max bytes of a write, then fails.
+type cutWriter struct {
+	max int
+	buf bytes.Buffer
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if len(p) <= w.max {
+		return w.buf.Write(p)
+	}
+	n, _ := w.buf.Write(p[:w.max])
+	return n, errDiskFull
+}
+
+func TestSendBatch(t *testing.T) {
+	line := func(ev event.Event) int {
+		b, err := format.JSON.Marshal(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b) + 1
+	}
+	evs := []event.Event{
+		newEvent("b0", event.ApplicationJSON, `{"Key":0}`),
+		newEvent("b1", event.ApplicationJSON, `{not json`),
+		newEvent("b2", event.ApplicationJSON, `{"Key":2}`),
+		newEvent("b3", event.ApplicationJSON, `{"Key":3}`),
+	}
+	whole := line(evs[0]) + line(evs[2]) + line(evs[3])
+	tests := []struct {
+		name  string
+		max   int
+		want  []string // per event: "ok", "permanent" or "retry"
+		lines []string // ids written in full
+	}{
+		{name: "all written", max: whole, want: []string{"ok", "permanent", "ok", "ok"}, lines: []string{"b0", "b2", "b3"}},
+		{name: "cut in the second line", max: line(evs[0]) + 10, want: []string{"ok", "permanent", "retry", "retry"}, lines: []string{"b0"}},
+		{name: "cut right after a line", max: line(evs[0]) + line(evs[2]), want: []string{"ok", "permanent", "ok", "retry"}, lines: []string{"b0", "b2"}},
+		{name: "nothing written", max: 0, want: []string{"retry", "permanent", "retry", "retry"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &cutWriter{max: tt.max}
+			errs := newSink(t, logsink.WithWriter(w)).SendBatch(t.Context(), evs)
+			if len(errs) != len(evs) {
+				t.Fatalf("SendBatch(): got %d results, want %d", len(errs), len(evs))
+			}
+			for i, err := range errs {
+				got := "retry"
+				switch {
+				case err == nil:
+					got = "ok"
+				case consumers.IsPermanent(err):
+					got = "permanent"
+				}
+				if got != tt.want[i] {
+					t.Errorf("result %d: got %s (%v), want %s", i, got, err, tt.want[i])
+				}
+				if got == "retry" && !errors.Is(err, errDiskFull) {
+					t.Errorf("result %d: got %q, want it to wrap the write error", i, err)
+				}
+			}
+			var lines []string
+			for _, l := range strings.SplitAfter(w.buf.String(), "\n") {
+				if !strings.HasSuffix(l, "\n") {
+					continue // the cut line
+				}
+				var ev event.Event
+				if err := format.JSON.Unmarshal([]byte(l), &ev); err != nil {
+					t.Fatalf("written line %q: %v", l, err)
+				}
+				lines = append(lines, ev.ID())
+			}
+			if diff := cmp.Diff(tt.lines, lines); diff != "" {
+				t.Errorf("lines written in full (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSendBatchOneWrite: a batch is one Write, so concurrent batches and
+// sends never interleave their lines.
+func TestSendBatchOneWrite(t *testing.T) {
+	w := &lineWriter{}
+	s := newSink(t, logsink.WithWriter(w))
+	evs := []event.Event{newEvent("1", "", ""), newEvent("2", "", ""), newEvent("3", "", "")}
+	for i, err := range s.SendBatch(t.Context(), evs) {
+		if err != nil {
+			t.Errorf("result %d: got %v, want nil", i, err)
+		}
+	}
+	if len(w.writes) != 1 {
+		t.Fatalf("writes: got %d, want 1 for the batch", len(w.writes))
+	}
+	if n := bytes.Count(w.writes[0], []byte("\n")); n != 3 {
+		t.Errorf("lines in the write: got %d, want 3", n)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i, err := range s.SendBatch(cancelled, evs) {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("result %d with ctx done: got %v, want context.Canceled", i, err)
+		}
+	}
+	if len(w.writes) != 1 {
+		t.Errorf("writes after a batch with ctx done: got %d, want still 1", len(w.writes))
+	}
+}

@@ -375,6 +375,9 @@ func (r *Route) validate(root string) error {
 		} else if k.check != nil {
 			errs = append(errs, cfgerr.Prefix("sink."+k.Type, k.check(r.Sink, r.Delivery)))
 		}
+		if !k.batches && r.Delivery.MaxBatch > 1 {
+			errs = append(errs, cfgerr.Newf("delivery.maxBatch", "is %d, but a %s sink sends one event per request: leave it at 1", r.Delivery.MaxBatch, k.Type))
+		}
 	}
 	for _, other := range sinkKinds {
 		if other.Type != r.Sink.Type && other.section(&r.Sink, false) != nil {

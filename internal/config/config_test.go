@@ -171,6 +171,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"routes[0].sink.http.timeout: 40s exceeds delivery.sendTimeout (30s)"},
 		},
 		{
+			name: "batches for a sink that sends one event per request",
+			yaml: "routes:\n  - {name: r, sink: {type: http, http: {url: 'http://x'}}, delivery: {maxBatch: 10}}\n  - {name: l, sink: {type: log}, delivery: {maxBatch: 10}}\n",
+			want: []string{"routes[0].delivery.maxBatch: is 10, but a http sink sends one event per request"},
+		},
+		{
 			name: "stream limits",
 			yaml: "streams: {subjectRoot: 'a.b', replicas: 9}\nroutes:\n  - {name: a, sink: {type: log}}\n",
 			want: []string{"streams.subjectRoot:", "streams.replicas:"},

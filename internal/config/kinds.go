@@ -154,6 +154,7 @@ var sinkKinds = []SinkKind{
 	},
 	{
 		Type:    "log",
+		batches: true,
 		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
 		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
 			return logsink.New(*s.Log)

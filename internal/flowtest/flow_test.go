@@ -354,7 +354,7 @@ func TestSinkStatuses(t *testing.T) {
 	if got := msg.Headers().Get(streams.HeaderID); got != "rejected" {
 		t.Errorf("dead letter is %q, want rejected", got)
 	}
-	if reason := msg.Headers().Get(consumers.HeaderReason); !strings.Contains(reason, "400") || !strings.Contains(reason, "field Vm is required") {
+	if reason := msg.Headers().Get(streams.HeaderReason); !strings.Contains(reason, "400") || !strings.Contains(reason, "field Vm is required") {
 		t.Errorf("reason %q does not carry the status and body", reason)
 	}
 	mu.Lock()

@@ -2,9 +2,7 @@ package sinktest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -22,39 +20,92 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 )
 
-// Features states what the sink under test is meant to do where HTTP sinks
-// legitimately differ. The zero value describes a binary-mode sink for which
-// a 404 is permanent.
-type Features struct {
-	// Structured says the sink sends structured-mode CloudEvents (the JSON
-	// envelope as the body, Content-Type application/cloudevents+json) rather
-	// than binary mode (ce-* headers, the data as the body). The suite checks
-	// the mode it is told, so a sink sending the wrong one fails.
-	Structured bool
-
-	// Retry404 says a 404 is retryable, as for Knative, where a revision may
-	// not be ready yet (knative SelectiveRetry). Otherwise a 404 must be
-	// permanent like any other 4xx.
-	Retry404 bool
-}
-
-// guard bounds how long the suite waits for something that should happen
-// at once. It only stops a broken sink from hanging the test binary; no
-// assertion depends on how fast anything is.
-const guard = 20 * time.Second
-
-// Run runs the conformance suite against the sinks that newSink builds.
-// Subtests run in parallel; see the package documentation for what is
-// checked.
+// Run runs the conformance suite of HTTP sinks against the sinks that
+// newSink builds: the core checks of [RunCore], against a scripted HTTP
+// receiver, and the HTTP checks (status table, Retry-After, connection
+// refused, wire format). newSink must return a sink that delivers to url
+// with its other settings at their defaults; register any cleanup with
+// t.Cleanup. Subtests run in parallel, so newSink must be safe to call
+// concurrently. See the package documentation for what is checked.
 func Run(t *testing.T, newSink func(t *testing.T, url string) consumers.Sink, f Features) {
 	t.Helper()
+	t.Run("Core", func(t *testing.T) {
+		RunCore(t, func(t *testing.T) Destination { return newHTTPDestination(t, newSink) }, Features{})
+	})
 	t.Run("Accepted", func(t *testing.T) { t.Parallel(); testAccepted(t, newSink) })
 	t.Run("Retryable", func(t *testing.T) { t.Parallel(); testRetryable(t, newSink, f) })
 	t.Run("RetryAfter", func(t *testing.T) { t.Parallel(); testRetryAfter(t, newSink) })
 	t.Run("Permanent", func(t *testing.T) { t.Parallel(); testPermanent(t, newSink, f) })
 	t.Run("ConnectionRefused", func(t *testing.T) { t.Parallel(); testConnectionRefused(t, newSink) })
-	t.Run("CancelStopsSend", func(t *testing.T) { t.Parallel(); testCancel(t, newSink) })
 	t.Run("EventArrives", func(t *testing.T) { t.Parallel(); testEventArrives(t, newSink, f) })
+}
+
+// httpDestination is a receiver that answers each request as its script
+// says: Accept 202, Reject 400, Fail 503, Hang not until the client gives
+// up. A request it cannot read as a CloudEvent gets 400.
+type httpDestination struct {
+	newSink func(t *testing.T, url string) consumers.Sink
+	srv     *server
+	release chan struct{}
+
+	mu       sync.Mutex
+	answer   func(event.Event) Outcome
+	received []event.Event
+}
+
+func newHTTPDestination(t *testing.T, newSink func(*testing.T, string) consumers.Sink) *httpDestination {
+	d := &httpDestination{newSink: newSink, release: make(chan struct{})}
+	d.srv = startServer(t, d.serve)
+	// Cleanups run last-in first-out: free hanging handlers before the
+	// server's Close waits for them.
+	t.Cleanup(func() { close(d.release) })
+	return d
+}
+
+func (d *httpDestination) Sink(t *testing.T) consumers.Sink { return d.newSink(t, d.srv.URL) }
+
+func (d *httpDestination) Script(answer func(event.Event) Outcome) {
+	d.mu.Lock()
+	d.answer = answer
+	d.mu.Unlock()
+}
+
+func (d *httpDestination) Received() []event.Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]event.Event(nil), d.received...)
+}
+
+func (d *httpDestination) Attempts() int { return len(d.srv.requests()) }
+
+func (d *httpDestination) serve(w http.ResponseWriter, r *http.Request) {
+	ev, err := binding.ToEvent(r.Context(), cehttp.NewMessageFromHttpRequest(r))
+	if err != nil {
+		http.Error(w, "not a CloudEvent: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	d.mu.Lock()
+	answer := Accept
+	if d.answer != nil {
+		answer = d.answer(*ev)
+	}
+	if answer == Accept {
+		d.received = append(d.received, *ev)
+	}
+	d.mu.Unlock()
+	switch answer {
+	case Accept:
+		w.WriteHeader(http.StatusAccepted)
+	case Reject:
+		http.Error(w, "rejected by script", http.StatusBadRequest)
+	case Fail:
+		http.Error(w, "failed by script", http.StatusServiceUnavailable)
+	case Hang:
+		select {
+		case <-r.Context().Done():
+		case <-d.release:
+		}
+	}
 }
 
 func testAccepted(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
@@ -230,53 +281,6 @@ func testConnectionRefused(t *testing.T, newSink func(*testing.T, string) consum
 	}
 }
 
-func testCancel(t *testing.T, newSink func(*testing.T, string) consumers.Sink) {
-	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	srv := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	// Cleanups run last-in first-out: free the handler before the server's
-	// Close waits for it.
-	t.Cleanup(func() { close(release) })
-	s := newSink(t, srv.URL)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Send(ctx, newEvent("hang")) }()
-
-	select {
-	case <-arrived:
-	case err := <-done:
-		t.Fatalf("Send() returned %v before the server answered, want it to wait", err)
-	case <-time.After(guard):
-		t.Fatalf("request did not reach the server within %s", guard)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("Send() after cancel: got nil, want a retryable error")
-		}
-		if consumers.IsPermanent(err) {
-			t.Errorf("Send() after cancel: got permanent error %q, want a retryable error", err)
-		}
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Send() after cancel: got %q, want an error wrapping context.Canceled", err)
-		}
-	case <-time.After(guard):
-		t.Fatalf("Send() did not return within %s of ctx being cancelled", guard)
-	}
-}
-
 func testEventArrives(t *testing.T, newSink func(*testing.T, string) consumers.Sink, f Features) {
 	tests := []struct {
 		name        string
@@ -360,18 +364,6 @@ func testEventArrives(t *testing.T, newSink func(*testing.T, string) consumers.S
 	}
 }
 
-func newEvent(id string) event.Event {
-	ev := event.New()
-	ev.SetID(id)
-	ev.SetSource("/sinktest/vc01")
-	ev.SetType("com.vmware.vsphere.VmPoweredOnEvent.v0")
-	ev.SetSubject("VmPoweredOnEvent")
-	ev.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	ev.SetDataContentType(event.ApplicationJSON)
-	ev.DataEncoded = []byte(`{"Key":1}`)
-	return ev
-}
-
 // request is what a scripted server saw.
 type request struct {
 	method string
@@ -401,6 +393,7 @@ func startServer(t *testing.T, h http.HandlerFunc) *server {
 		s.mu.Lock()
 		s.reqs = append(s.reqs, request{method: r.Method, header: r.Header.Clone(), body: body})
 		s.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		h(w, r)
 	}))
 	t.Cleanup(s.Close)
