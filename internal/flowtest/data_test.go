@@ -295,3 +295,52 @@ func TestLargeBinaryStoredAsBase64(t *testing.T) {
 		t.Errorf("stored event is %d bytes, want at most %d (base64 and the envelope)", len(stored), want)
 	}
 }
+
+// TestDataFilterOnVerbatimJSON checks that a filter reads JSON data stored
+// verbatim, white space and trailing newline included.
+func TestDataFilterOnVerbatimJSON(t *testing.T) {
+	rcv := newRawReceiver()
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	p := startPipeline(t, `data.b == 1 && data.a[1] == 2`, srv.URL, httpsink.ModeStructured)
+
+	for _, tt := range []struct{ id, data string }{
+		{"match", "{\"b\": 1,  \"a\": [1, 2]}\n"},
+		{"other", "{\"b\": 2,  \"a\": [1, 2]}\n"},
+	} {
+		code := post(t, p.hookURL, "application/json", map[string]string{
+			"Ce-Specversion": "1.0", "Ce-Id": tt.id, "Ce-Source": "https://example.com/app", "Ce-Type": "com.example.data",
+		}, tt.data)
+		if code != http.StatusOK {
+			t.Fatalf("post %s: got status %d, want 200", tt.id, code)
+		}
+	}
+	reqs := rcv.wait(t, 1)
+	if _, ok := reqs["match"]; !ok {
+		t.Fatalf("got events %v, want match", reqs)
+	}
+	// The route consumes in order: once "other" is settled, it is not coming.
+	c, err := p.js.Consumer(t.Context(), streams.EventStream, "flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor %d, want 2", info.AckFloor.Stream)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if _, ok := rcv.reqs["other"]; ok {
+		t.Error("event other delivered, want it filtered out")
+	}
+}
