@@ -2,12 +2,16 @@ package streams
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
@@ -36,16 +40,12 @@ const ContentType = "application/cloudevents+json; charset=UTF-8"
 func MsgID(ev *event.Event) string { return ev.Source() + ":" + ev.ID() }
 
 // Encode returns the NATS message for ev on subject: the structured-mode
-// CloudEvent JSON as body, Ce-* header copies and Nats-Msg-Id set to msgID
-// (MsgID(ev) when empty).
-//
-// The body is byte for byte what json.Marshal(ev) returns: compact, with
-// <, > and & escaped, and it fails the same way on data that claims to be
-// JSON but is not. It is built with less work: the SDK writes the event
-// into a pooled buffer, one pass checks that it is valid and compact (the
-// data usually is), and only data with white space is compacted.
+// CloudEvent JSON that [MarshalEvent] writes as body (specversion 1.0, the
+// data byte-exact), Ce-* header copies and Nats-Msg-Id set to msgID
+// (MsgID(ev) when empty). It fails where MarshalEvent fails: on data that
+// claims to be JSON but is not.
 func Encode(subject string, ev *event.Event, msgID string) (*nats.Msg, error) {
-	body, err := marshal(ev)
+	body, err := MarshalEvent(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode cloudevent %q: %w", ev.ID(), err)
 	}
@@ -66,75 +66,22 @@ func Encode(subject string, ev *event.Event, msgID string) (*nats.Msg, error) {
 	return &nats.Msg{Subject: subject, Header: h, Data: body}, nil
 }
 
-// bufs holds the buffers marshal writes into.
-var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooled bounds the buffers kept for reuse, so that one huge event does
-// not pin its buffer.
-const maxPooled = 64 << 10
-
-func getBuf() *bytes.Buffer {
-	b := bufs.Get().(*bytes.Buffer)
-	b.Reset()
-	return b
-}
-
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() <= maxPooled {
-		bufs.Put(b)
-	}
-}
-
-// marshal returns json.Marshal(ev). json.Marshal calls ev.MarshalJSON,
-// which writes into a fresh buffer, then compacts that with HTML escaping
-// into a buffer of its own, validating it on the way, and copies the
-// result.
-func marshal(ev *event.Event) ([]byte, error) {
-	raw := getBuf()
-	defer putBuf(raw)
-	if err := event.WriteJson(ev, raw); err != nil {
-		return nil, fmt.Errorf("json: error calling MarshalJSON for type event.Event: %w", err)
-	}
-	b := raw.Bytes()
-	if valid, compact := scanJSON(b); !valid || !compact {
-		// White space to remove, or not JSON: json.Compact says which.
-		out := getBuf()
-		defer putBuf(out)
-		if err := json.Compact(out, b); err != nil {
-			return nil, fmt.Errorf("json: error calling MarshalJSON for type event.Event: %w", err)
-		}
-		b = out.Bytes()
-	}
-	if needsHTMLEscape(b) {
-		esc := bytes.NewBuffer(make([]byte, 0, len(b)+64))
-		json.HTMLEscape(esc, b)
-		return esc.Bytes(), nil
-	}
-	return bytes.Clone(b), nil
-}
-
-// needsHTMLEscape reports whether b holds a character json.Marshal would
-// escape: <, >, &, U+2028 or U+2029.
-func needsHTMLEscape(b []byte) bool {
-	return bytes.ContainsAny(b, "<>&") || bytes.Contains(b, lineSep) || bytes.Contains(b, paraSep)
-}
-
-var (
-	lineSep = []byte("\u2028")
-	paraSep = []byte("\u2029")
-)
-
-// Decode parses the structured-mode CloudEvent in a message body. It
-// accepts and rejects exactly what json.Unmarshal(data, &ev) does, and
-// returns the same event. The event's data may share memory with data:
-// do not modify data while the event is in use.
+// Decode parses the structured-mode CloudEvent in a message body. The
+// event's Data() is exactly the data [MarshalEvent] was given: JSON data
+// verbatim, up to the closing brace when "data" is the last member (so a
+// trailing newline survives), text unquoted, data_base64 decoded (with
+// DataBase64 set). For every other body it accepts and rejects what
+// json.Unmarshal(data, &ev) does, and returns the same event, except that
+// data of a +json type is read as JSON, which the SDK cannot do. The
+// event's data may share memory with data: do not modify data while the
+// event is in use.
 //
 // json.Unmarshal reads the body three times: it validates it, finds the
 // end of the object, and lets the SDK parse it, whose parser then walks the
 // data a field at a time. Decode validates once, then reads the shape
-// Encode writes (specversion 1.0 first, string attributes and extensions
-// without escapes, JSON data) in one pass of its own; anything else goes to
-// the SDK's parser.
+// MarshalEvent writes (specversion 1.0 first, string attributes, string,
+// boolean and integer extensions, data or data_base64) in one pass of its
+// own; anything else goes to the SDK's parser.
 func Decode(data []byte) (event.Event, error) {
 	if !validJSON(data) {
 		// Slow path, for json.Unmarshal's error message.
@@ -156,12 +103,12 @@ func Decode(data []byte) (event.Event, error) {
 }
 
 // decodeV1 reads a valid JSON object that starts with "specversion":"1.0"
-// and has only plain strings (no escapes) as keys, attributes and
-// extensions, and data whose content type is JSON. It gives the event the
-// SDK's parser gives (see readJsonFromIterator in sdk-go's
-// event/event_unmarshal.go), or false for the SDK to handle the rest: other
-// versions, escapes, non-string extensions, data_base64, duplicate keys,
-// values the SDK rejects.
+// and has keys without escapes, string attributes, extensions that are
+// strings, booleans or small integers, and data or data_base64. It gives
+// the event the SDK's parser gives (see readJsonFromIterator in sdk-go's
+// event/event_unmarshal.go), but for the data rules of [MarshalEvent], or
+// false for the SDK to handle the rest: other versions, escapes it does not
+// read, other extension values, duplicate keys, values the SDK rejects.
 func decodeV1(b []byte) (event.Event, bool) {
 	p := scanner{b: b}
 	if !p.consume('{') {
@@ -196,48 +143,63 @@ func decodeV1(b []byte) (event.Event, bool) {
 			}
 			seen |= 1 << attr
 		}
-		if attr == attrData {
-			if data, ok = p.value(); !ok {
+		switch {
+		case attr == attrData || attr == attrDataBase64:
+			start := p.i
+			if _, ok := p.value(); !ok {
+				return event.Event{}, false
+			}
+			end := p.i
+			if attr == attrData {
+				// The last member: the white space up to the closing brace
+				// is the data's, as MarshalEvent wrote it.
+				if j := skipWS(b, end, new(int)); j < len(b) && b[j] == '}' && skipWS(b, j+1, new(int)) == len(b) {
+					end = j
+				}
+			}
+			data = b[start:end]
+			continue
+		case !known:
+			k := string(kb)
+			v, ok := p.extension()
+			if !ok {
+				return event.Event{}, false
+			}
+			if _, dup := ec.Extensions[strings.ToLower(k)]; dup || k == "" || ec.SetExtension(k, v) != nil {
 				return event.Event{}, false
 			}
 			continue
 		}
-		vb, ok := p.raw()
+		v, ok := p.str()
 		if !ok {
 			return event.Event{}, false
 		}
-		v := string(vb)
-		switch {
-		case !known:
-			k := string(kb)
-			if _, dup := ec.Extensions[strings.ToLower(k)]; dup || k == "" || ec.SetExtension(k, v) != nil {
-				return event.Event{}, false
-			}
-		case attr == attrID:
+		switch attr {
+		case attrID:
 			ec.ID = v
-		case attr == attrType:
+		case attrType:
 			ec.Type = v
-		case attr == attrSource:
+		case attrSource:
 			u, ok := parseSource(v)
 			if !ok {
 				return event.Event{}, false
 			}
 			ec.Source = u
-		case attr == attrSubject:
+		case attrSubject:
 			if v != "" {
 				ec.Subject = &v
 			}
-		case attr == attrTime:
+		case attrTime:
 			t, err := cetypes.ParseTimestamp(v)
 			if err != nil {
 				return event.Event{}, false
 			}
 			ec.Time = t
-		case attr == attrDataContentType:
+		case attrDataContentType:
 			ec.DataContentType = &v
-		case attr == attrDataSchema:
+		case attrDataSchema:
 			ec.DataSchema = cetypes.ParseURI(v)
-		default: // specversion again, data_base64
+		default: // specversion again
 			return event.Event{}, false
 		}
 	}
@@ -245,15 +207,33 @@ func decodeV1(b []byte) (event.Event, bool) {
 		return event.Event{}, false
 	}
 	ev := event.Event{Context: ec}
-	if seen&(1<<attrData) != 0 {
-		mt, _ := ec.GetDataMediaType()
-		switch mt {
-		case event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON, "":
-		default:
-			return event.Event{}, false // a string to unquote: the SDK does it
+	switch seen & (1<<attrData | 1<<attrDataBase64) {
+	case 0:
+	case 1 << attrData:
+		if dataKind(ec.DataContentType) == dataJSON {
+			// Shared with the body, not copied as the SDK does.
+			ev.DataEncoded = data
+			break
 		}
-		// Shared with the body, not copied as the SDK does.
-		ev.DataEncoded = data
+		// Any other type is a string, as the SDK reads it.
+		s, ok := unquote(bytes.TrimLeft(data, " \t\r\n"))
+		if !ok {
+			return event.Event{}, false
+		}
+		ev.DataEncoded = s
+	case 1 << attrDataBase64:
+		s, ok := unquote(bytes.TrimLeft(data, " \t\r\n"))
+		if !ok {
+			return event.Event{}, false
+		}
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Decode(dec, s)
+		if err != nil {
+			return event.Event{}, false
+		}
+		ev.DataEncoded, ev.DataBase64 = dec[:n], true
+	default: // both: the SDK decides
+		return event.Event{}, false
 	}
 	return ev, true
 }
@@ -294,13 +274,14 @@ const (
 	attrDataContentType
 	attrDataSchema
 	attrData
-	attrOther // specversion, data_base64: left to the SDK
+	attrDataBase64
+	attrOther // specversion: left to the SDK
 )
 
 var attrs = map[string]int{
 	"id": attrID, "type": attrType, "source": attrSource, "subject": attrSubject, "time": attrTime,
 	"datacontenttype": attrDataContentType, "dataschema": attrDataSchema, "data": attrData,
-	"specversion": attrOther, "data_base64": attrOther,
+	"data_base64": attrDataBase64, "specversion": attrOther,
 }
 
 // scanner reads JSON that json.Valid accepted, so it checks only what
@@ -354,6 +335,122 @@ func (p *scanner) raw() ([]byte, bool) {
 func (p *scanner) key() ([]byte, bool) {
 	k, ok := p.raw()
 	return k, ok && p.consume(':')
+}
+
+// str reads a string, unescaped.
+func (p *scanner) str() (string, bool) {
+	p.ws()
+	start := p.i
+	if p.i >= len(p.b) || p.b[p.i] != '"' || !p.skipString() {
+		return "", false
+	}
+	s, ok := unquote(p.b[start:p.i])
+	return string(s), ok
+}
+
+// extension reads an extension value as the SDK's parser does: a string,
+// a boolean, or an integer short enough that the SDK's float64 and our
+// int64 agree on it (the SDK then truncates it to int32).
+func (p *scanner) extension() (any, bool) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, false
+	}
+	switch p.b[p.i] {
+	case '"':
+		return p.str()
+	case 't', 'f':
+		v, ok := p.value()
+		return string(v) == "true", ok
+	}
+	v, ok := p.value()
+	if !ok || len(v) > 10 || bytes.ContainsAny(v, ".eE") {
+		return nil, false
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return n, true
+}
+
+// unquote returns the content of the JSON string q (quotes included),
+// unescaped; without escapes it shares q's memory. It returns false for
+// \u escapes of lone surrogates, where parsers disagree.
+func unquote(q []byte) ([]byte, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, false
+	}
+	q = q[1 : len(q)-1]
+	i := bytes.IndexByte(q, '\\')
+	if i < 0 {
+		return q, true
+	}
+	out := make([]byte, 0, len(q))
+	for i >= 0 {
+		out = append(out, q[:i]...)
+		if i+1 >= len(q) {
+			return nil, false
+		}
+		switch c := q[i+1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n := unescapeRune(q[i:])
+			if n == 0 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, r)
+			q = q[i+n:]
+			i = bytes.IndexByte(q, '\\')
+			continue
+		default:
+			return nil, false
+		}
+		q = q[i+2:]
+		i = bytes.IndexByte(q, '\\')
+	}
+	return append(out, q...), true
+}
+
+// unescapeRune reads \uXXXX, or a surrogate pair \uXXXX\uXXXX, at the start
+// of q, and returns the rune and the bytes read, or 0 bytes for a lone
+// surrogate.
+func unescapeRune(q []byte) (rune, int) {
+	r, ok := hex4(q)
+	if !ok {
+		return 0, 0
+	}
+	if !utf16.IsSurrogate(r) {
+		return r, 6
+	}
+	r2, ok := hex4(q[6:])
+	if !ok {
+		return 0, 0
+	}
+	if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+		return d, 12
+	}
+	return 0, 0
+}
+
+// hex4 reads \uXXXX at the start of q.
+func hex4(q []byte) (rune, bool) {
+	if len(q) < 6 || q[0] != '\\' || q[1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(q[2:6]), 16, 32)
+	return rune(n), err == nil
 }
 
 // value skips any value and returns it, with the white space before it

@@ -8,8 +8,10 @@
 // subject scheme `<root>.<provider>.<source>.<type>` ([Subject], [Token]),
 // which is a public interface: `nats sub 'vmware.vcenter.>'` works without
 // vrelay. It defines the message codec ([Encode], [Decode]): the body is the
-// structured-mode CloudEvent JSON, headers carry Nats-Msg-Id and Ce-* copies
-// of the main attributes. And it runs nats-server embedded ([StartEmbedded])
+// structured-mode CloudEvent JSON ([MarshalEvent]) with the data carried
+// byte-exact (JSON verbatim, text as a string, anything else as
+// data_base64), headers carry Nats-Msg-Id and Ce-* copies of the main
+// attributes. And it runs nats-server embedded ([StartEmbedded])
 // or connects to an external cluster ([ExternalConfig.Connect]).
 //
 //	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: "data"}, log)

@@ -18,7 +18,9 @@ const (
 	// in the body. Most receivers (Knative, VEBA functions) expect it.
 	ModeBinary = "binary"
 	// ModeStructured sends the whole event as one JSON object
-	// (Content-Type application/cloudevents+json).
+	// (Content-Type application/cloudevents+json), as vrelay stores it:
+	// JSON data verbatim, text data as a string, any other data as
+	// data_base64.
 	ModeStructured = "structured"
 )
 

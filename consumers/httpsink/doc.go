@@ -1,6 +1,10 @@
 // Package httpsink delivers events to any HTTP endpoint as CloudEvents,
-// through the CloudEvents SDK's HTTP binding, in binary mode (ce-* headers,
-// the data as the body) or structured mode (the event as one JSON object).
+// following the CloudEvents HTTP binding, in binary mode (ce-* headers, the
+// data byte for byte as the body) or structured mode (the event as one JSON
+// object, written by [github.com/vrelay/vrelay/streams.MarshalEvent] as
+// vrelay stores it: JSON data verbatim, text as a string, anything else as
+// data_base64). In structured mode, a stored body the dispatcher hands over
+// ([consumers.EncodedFromContext]) is sent as is.
 //
 // Contract: [Sink.Send] makes exactly one POST per call and never retries;
 // JetStream redelivery is the only retry (STYLE.md §4). It returns nil on a

@@ -30,6 +30,7 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/secret"
+	"github.com/vrelay/vrelay/streams"
 )
 
 const (
@@ -152,7 +153,7 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 		return consumers.Permanent(fmt.Errorf("build request for %s", s.target))
 	}
 	if s.structured {
-		err = cehttp.WriteRequest(binding.WithForceStructured(sendCtx), binding.ToMessage(&ev), req)
+		err = writeStructured(sendCtx, req, &ev)
 	} else {
 		err = writeBinary(sendCtx, req, &ev)
 	}
@@ -201,6 +202,26 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 		return serr
 	}
 	return consumers.Permanent(serr)
+}
+
+// writeStructured fills req in the CloudEvents HTTP structured mode: the
+// JSON of [streams.MarshalEvent], so the data goes out as vrelay stores it
+// (JSON verbatim, text as a string, anything else as data_base64). When ctx
+// carries the stored body ([consumers.EncodedFromContext]), that is sent as
+// is, without encoding the event again.
+func writeStructured(ctx context.Context, req *http.Request, ev *event.Event) error {
+	body, ok := consumers.EncodedFromContext(ctx)
+	if !ok {
+		var err error
+		if body, err = streams.MarshalEvent(ev); err != nil {
+			return err
+		}
+	}
+	req.Header["Content-Type"] = []string{streams.ContentType}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
 }
 
 // writeBinary fills req in the CloudEvents HTTP binary mode exactly as

@@ -3,6 +3,7 @@ package logsink_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/streams"
 )
 
 func newSink(t *testing.T, opts ...logsink.Option) *logsink.Sink {
@@ -46,24 +48,40 @@ func TestSend(t *testing.T) {
 		contentType string
 		data        string
 		wantData    string
+		stored      bool // read back from the stored body, as the dispatcher hands it over
 	}{
 		{name: "json", contentType: event.ApplicationJSON, data: `{"Key":1}`, wantData: `{"Key":1}`},
 		// Pretty-printed data must not break the one-event-per-line promise.
 		{name: "multi-line json", contentType: event.ApplicationJSON, data: "{\n  \"Key\": 1,\n  \"Msg\": \"a\\nb\"\n}", wantData: `{"Key":1,"Msg":"a\nb"}`},
 		{name: "xml", contentType: event.ApplicationXML, data: "<Event>\n<Key>1</Key>\n</Event>", wantData: "<Event>\n<Key>1</Key>\n</Event>"},
 		{name: "no data"},
+		{name: "stored binary", contentType: "application/octet-stream", data: "\x00a\x80\xfe\xff", wantData: "\x00a\x80\xfe\xff", stored: true},
+		{name: "stored text", contentType: "text/plain; charset=utf-8", data: "grüße \"<&>\"\n", wantData: "grüße \"<&>\"\n", stored: true},
+		{name: "stored text not utf-8", contentType: "text/plain", data: "caf\xe9", wantData: "caf\xe9", stored: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			s := newSink(t, logsink.WithWriter(&buf))
 			ev := newEvent("id-"+tt.name, tt.contentType, tt.data)
+			if tt.stored {
+				msg, err := streams.Encode("vmware.test", &ev, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev, err = streams.Decode(msg.Data); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := s.Send(t.Context(), ev); err != nil {
 				t.Fatalf("Send(): got error %v, want nil", err)
 			}
 			out := buf.String()
 			if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 				t.Fatalf("output: got %q, want exactly one newline-terminated line", out)
+			}
+			if !json.Valid([]byte(out)) {
+				t.Fatalf("output is not valid JSON: %q", out)
 			}
 			var got event.Event
 			if err := format.JSON.Unmarshal([]byte(out), &got); err != nil {

@@ -18,8 +18,18 @@
 // When anything is wrong nothing is published. A 503 means that any subset
 // may have been stored; the sender should retry the same request, which is
 // safe because the publisher sets Nats-Msg-Id from each event's source and
-// id, so JetStream drops the copies. Events are handed on unchanged: no
-// attribute is added or rewritten.
+// id, so JetStream drops the copies.
+//
+// Events are handed on as received, with two exceptions that keep the
+// stored event CloudEvents 1.0 with its data byte-exact. A CloudEvents 0.3
+// event is accepted and upgraded to 1.0 (schemaurl becomes dataschema; data
+// sent with datacontentencoding "base64" is stored decoded, as 1.0
+// data_base64 is). In a structured-mode body, JSON data is a value inside
+// the envelope, so the white space around it is the envelope's: the data is
+// the value's text exactly, white space inside it included. A binary-mode
+// body is the data, byte for byte. Every context attribute must be valid
+// UTF-8 (binary-mode headers can carry any byte); JSON data must be valid
+// JSON.
 //
 // Answers (bodies are JSON: {"accepted":N} on success, {"error":"..."} with
 // "index" for the bad event of a batch otherwise):
@@ -27,8 +37,10 @@
 //	200  all events stored
 //	200  OPTIONS handshake: WebHook-Allowed-Origin, WebHook-Allowed-Rate: *, Allow: POST
 //	204  OPTIONS without WebHook-Request-Origin; Allow: POST, OPTIONS
-//	400  not a CloudEvent, unsupported specversion, invalid JSON, a missing or
-//	     invalid attribute, an empty batch, a batch over maxBatchEvents
+//	400  not a CloudEvent, a specversion other than 1.0 or 0.3, invalid JSON,
+//	     a missing or invalid attribute, an attribute that is not UTF-8, JSON
+//	     data that is not JSON, invalid base64 data, ce-datacontentencoding
+//	     in binary mode, an empty batch, a batch over maxBatchEvents
 //	401  missing or wrong credentials; WWW-Authenticate names the schemes
 //	404  any path but Config.Path
 //	405  any method but POST and OPTIONS; Allow: POST, OPTIONS

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/binding/format"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // Handler returns the HTTP handler that [Source.Run] serves, for tests and
@@ -170,6 +172,12 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]event.Event, *
 			"not a CloudEvent: no ce-specversion header and content type %q is not a CloudEvents format", mt)
 	}
 
+	if enc == binding.EncodingBinary && r.Header.Get("Ce-Datacontentencoding") != "" {
+		// CloudEvents 0.3 meant it for data inside a JSON string; in binary
+		// mode the body is the data. (The SDK would also apply it or fail
+		// depending on the order in which it reads the headers.)
+		return nil, reject(http.StatusBadRequest, "ce-datacontentencoding is not supported in binary mode: send the data bytes as the body")
+	}
 	body, err := readBody(w, r, max)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -192,7 +200,99 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]event.Event, *
 	if err := ev.Validate(); err != nil {
 		return nil, validationError(err)
 	}
-	return []event.Event{*ev}, nil
+	var rej *rejection
+	if enc == binding.EncodingBinary {
+		rej = badUTF8Headers(r.Header)
+	} else {
+		rej = badUTF8Members(body)
+	}
+	if rej != nil {
+		return nil, rej
+	}
+	out, rej := prepare(*ev, enc != binding.EncodingBinary)
+	if rej != nil {
+		return nil, rej
+	}
+	return []event.Event{out}, nil
+}
+
+// prepare turns a valid event into the one to store: CloudEvents 1.0 (a
+// 0.3 event is upgraded, its base64 data decoded) and, for an event that
+// came in a structured-mode JSON body, JSON data without the white space
+// around it, which belongs to the envelope (the SDK keeps the white space
+// before the value).
+func prepare(ev event.Event, structured bool) (event.Event, *rejection) {
+	ev, err := streams.UpgradeV1(ev)
+	if err != nil {
+		return ev, reject(http.StatusBadRequest, "invalid data: %v", err)
+	}
+	if structured && !ev.DataBase64 && len(ev.DataEncoded) > 0 && isJSONType(mediaType(ev.DataContentType())) {
+		ev.DataEncoded = bytes.Trim(ev.DataEncoded, jsonSpace)
+	}
+	return ev, nil
+}
+
+// jsonSpace is the white space JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
+// isJSONType reports whether a media type says JSON by the data rules of
+// [streams.MarshalEvent]: absent, application/json, text/json or +json.
+func isJSONType(mt string) bool {
+	return mt == "" || mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// badUTF8Headers names the first attribute whose binary-mode header is not
+// UTF-8: headers may carry any byte, and a CloudEvents attribute is text.
+func badUTF8Headers(h http.Header) *rejection {
+	var bad []string
+	for k, v := range h {
+		if len(v) == 0 || utf8.ValidString(v[0]) {
+			continue
+		}
+		switch k = strings.ToLower(k); {
+		case k == "content-type":
+			bad = append(bad, "datacontenttype")
+		case strings.HasPrefix(k, "ce-"):
+			bad = append(bad, k[len("ce-"):])
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return reject(http.StatusBadRequest, "invalid attribute %q: not valid UTF-8", slices.Min(bad))
+}
+
+// knownMembers are the members of a structured event whose names a reason
+// may quote; an extension's name comes from the body and goes to detail.
+var knownMembers = map[string]bool{
+	"specversion": true, "id": true, "source": true, "type": true, "subject": true, "time": true,
+	"datacontenttype": true, "dataschema": true, "schemaurl": true, "datacontentencoding": true,
+	"data": true, "data_base64": true,
+}
+
+// badUTF8Members names the first member of a structured event whose value
+// is not UTF-8, which JSON requires.
+func badUTF8Members(obj []byte) *rejection {
+	if utf8.Valid(obj) {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(obj, &m) // the event decoded already
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if utf8.Valid(m[name]) {
+			continue
+		}
+		switch {
+		case name == "data":
+			return reject(http.StatusBadRequest, "invalid data: not valid UTF-8; send binary data as data_base64")
+		case knownMembers[name]:
+			return reject(http.StatusBadRequest, "invalid attribute %q: not valid UTF-8", name)
+		}
+		rej := reject(http.StatusBadRequest, "invalid extension: not valid UTF-8")
+		rej.detail = fmt.Sprintf("extension %q", name)
+		return rej
+	}
+	return reject(http.StatusBadRequest, "invalid JSON: not valid UTF-8")
 }
 
 // decodeBatch decodes a JSON array of structured-mode events. It splits the
@@ -222,6 +322,8 @@ func (h *handler) decodeBatch(body []byte) ([]event.Event, *rejection) {
 			rej = decodeError(err, raw, false)
 		} else if err := evs[i].Validate(); err != nil {
 			rej = validationError(err)
+		} else if rej = badUTF8Members(raw); rej == nil {
+			evs[i], rej = prepare(evs[i], true)
 		}
 		if rej != nil {
 			rej.reason = fmt.Sprintf("batch event %d: %s", i, rej.reason)

@@ -188,6 +188,53 @@ func TestHandlerAccepts(t *testing.T) {
 			}},
 		},
 		{
+			name: "binary with non-ASCII attributes",
+			req: request{
+				header: with(binaryHeaders, "Ce-Subject", "Grüße, 世界", "Ce-Note", "café", "Content-Type", "text/plain; charset=utf-8"),
+				body:   "grüße\n",
+			},
+			want: []view{{
+				SpecVersion: "1.0", ID: "42", Source: "https://vc01.example.com/sdk",
+				Type: "com.vmware.vsphere.VmPoweredOnEvent.v0", Subject: "Grüße, 世界",
+				DataContentType: "text/plain; charset=utf-8", Extensions: map[string]any{"note": "café"}, Data: "grüße\n",
+			}},
+		},
+		{
+			// The white space around the value belongs to the envelope.
+			name: "structured JSON data keeps inner white space",
+			req: request{
+				header: map[string]string{"Content-Type": ctStructured},
+				body:   "{\"specversion\":\"1.0\",\"id\":\"w\",\"source\":\"/s\",\"type\":\"t\",\"data\":  {\"b\": 1,  \"a\": [1, 2]}  \n}\n",
+			},
+			want: []view{{
+				SpecVersion: "1.0", ID: "w", Source: "/s", Type: "t", Data: `{"b": 1,  "a": [1, 2]}`,
+			}},
+		},
+		{
+			name: "structured 0.3 is upgraded to 1.0",
+			req: request{
+				header: map[string]string{"Content-Type": ctStructured},
+				body: `{"specversion":"0.3","id":"o","source":"/s","type":"t","schemaurl":"https://example.com/s",` +
+					`"datacontenttype":"application/octet-stream","datacontentencoding":"base64","data":"AP8NCg=="}`,
+			},
+			want: []view{{
+				SpecVersion: "1.0", ID: "o", Source: "/s", Type: "t",
+				DataContentType: "application/octet-stream", Data: "\x00\xff\r\n",
+			}},
+		},
+		{
+			name: "binary 0.3 is upgraded to 1.0",
+			req: request{
+				header: with(binaryHeaders, "Ce-Specversion", "0.3", "Content-Type", "application/json"),
+				body:   "{\"a\": 1}\n",
+			},
+			want: []view{{
+				SpecVersion: "1.0", ID: "42", Source: "https://vc01.example.com/sdk",
+				Type: "com.vmware.vsphere.VmPoweredOnEvent.v0", DataContentType: "application/json",
+				Data: "{\"a\": 1}\n",
+			}},
+		},
+		{
 			name: "batch",
 			req: request{
 				header: map[string]string{"Content-Type": ctBatch + "; charset=utf-8"},
@@ -281,6 +328,56 @@ func TestResponses(t *testing.T) {
 			req:        request{header: with(binaryHeaders, "Ce-Time", "yesterday")},
 			wantCode:   400,
 			wantReason: "invalid binary-mode event",
+		},
+		{
+			name:       "binary subject not UTF-8",
+			req:        request{header: with(binaryHeaders, "Ce-Subject", "caf\xe9")},
+			wantCode:   400,
+			wantReason: `invalid attribute "subject": not valid UTF-8`,
+		},
+		{
+			name:       "binary content type not UTF-8",
+			req:        request{header: with(binaryHeaders, "Content-Type", "text/plain; name=\"\xff\""), body: "x"},
+			wantCode:   400,
+			wantReason: `invalid attribute "datacontenttype": not valid UTF-8`,
+		},
+		{
+			name:       "binary extension not UTF-8",
+			req:        request{header: with(binaryHeaders, "Ce-Myext", "\x80\x81")},
+			wantCode:   400,
+			wantReason: `invalid attribute "myext": not valid UTF-8`,
+		},
+		{
+			name:       "binary 0.3 with datacontentencoding",
+			req:        request{header: with(binaryHeaders, "Ce-Specversion", "0.3", "Ce-Datacontentencoding", "base64"), body: "AP8NCg=="},
+			wantCode:   400,
+			wantReason: "ce-datacontentencoding is not supported in binary mode",
+		},
+		{
+			name: "structured 0.3 invalid base64 data",
+			req: request{header: map[string]string{"Content-Type": ctStructured},
+				body: `{"specversion":"0.3","id":"1","source":"/s","type":"t","datacontentencoding":"base64","data":"not base64!"}`},
+			wantCode:   400,
+			wantReason: "invalid structured-mode event",
+		},
+		{
+			name:       "structured id not UTF-8",
+			req:        request{header: map[string]string{"Content-Type": ctStructured}, body: `{"specversion":"1.0","id":"a` + "\xff" + `","source":"/s","type":"t"}`},
+			wantCode:   400,
+			wantReason: `invalid attribute "id": not valid UTF-8`,
+		},
+		{
+			name:       "structured extension not UTF-8",
+			req:        request{header: map[string]string{"Content-Type": ctStructured}, body: `{"specversion":"1.0","id":"1","source":"/s","type":"t","myext":"` + "\xc3" + `"}`},
+			wantCode:   400,
+			wantReason: `invalid extension: not valid UTF-8: extension "myext"`,
+		},
+		{
+			name:       "batch event not UTF-8",
+			req:        request{header: map[string]string{"Content-Type": ctBatch}, body: `[` + ev("1") + `,{"specversion":"1.0","id":"2","source":"/s","type":"t","subject":"` + "\xfe" + `"}]`},
+			wantCode:   400,
+			wantReason: `batch event 1: invalid attribute "subject": not valid UTF-8`,
+			wantIndex:  1,
 		},
 		{
 			name:       "structured invalid JSON",

@@ -1,0 +1,295 @@
+package streams
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
+)
+
+// MarshalEvent returns the structured-mode CloudEvents JSON of ev, as
+// vrelay stores it and as a sink that sends structured mode should send it.
+// The JSON is compact and always specversion 1.0 (a 0.3 event is upgraded
+// first, see [UpgradeV1]). Members come in a fixed order: specversion, id,
+// source, type, then subject, datacontenttype, dataschema and time when
+// set, then the extensions sorted by name, and the data last.
+//
+// The data is carried byte-exact; which member holds it depends on the
+// data's media type only:
+//
+//   - JSON (datacontenttype absent, application/json, text/json or any
+//     +json type): "data" holds the bytes exactly as they are, white space
+//     and a trailing newline included. Data that claims JSON but is not
+//     valid JSON is an error, unless the event was marked as base64 data
+//     (event.Event.DataBase64, as a sender's data_base64 gives), which then
+//     goes to "data_base64".
+//   - text (text/*, application/xml, any +xml type, and the other textual
+//     types of isText) that is valid UTF-8: "data" holds a JSON string.
+//   - anything else, and text that is not valid UTF-8: "data_base64" holds
+//     the standard base64 of the bytes.
+//
+// Empty data is left out. String attributes that are not valid UTF-8 get
+// U+FFFD in place of each bad byte, as encoding/json does, so the result is
+// always valid JSON. [Decode] gives back an event whose Data() is exactly
+// ev.Data(). MarshalEvent does not modify ev.
+func MarshalEvent(ev *event.Event) ([]byte, error) {
+	ec, ok := ev.Context.(*event.EventContextV1)
+	data := ev.DataEncoded
+	base64Marked := ev.DataBase64
+	if !ok {
+		up, err := UpgradeV1(*ev)
+		if err != nil {
+			return nil, err
+		}
+		ec = up.Context.(*event.EventContextV1)
+		data, base64Marked = up.DataEncoded, up.DataBase64
+	}
+
+	kind := dataNone
+	if len(data) > 0 {
+		kind = dataKind(ec.DataContentType)
+		switch kind {
+		case dataJSON:
+			if !validJSON(data) {
+				if !base64Marked {
+					return nil, fmt.Errorf("data of content type %q is not valid JSON", ec.GetDataContentType())
+				}
+				kind = dataBinary
+			}
+		case dataText:
+			if !utf8.Valid(data) {
+				kind = dataBinary
+			}
+		}
+	}
+
+	size := 160 + len(ec.ID) + len(ec.Type) + len(ec.Extensions)*48
+	switch kind {
+	case dataJSON:
+		size += len(data)
+	case dataText:
+		size += len(data) + len(data)/8
+	case dataBinary:
+		size += base64.StdEncoding.EncodedLen(len(data))
+	}
+	b := make([]byte, 0, size)
+
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendString(b, ec.ID)
+	b = append(b, `,"source":`...)
+	b = appendString(b, ec.Source.String())
+	b = append(b, `,"type":`...)
+	b = appendString(b, ec.Type)
+	if ec.Subject != nil {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, *ec.Subject)
+	}
+	if ec.DataContentType != nil {
+		b = append(b, `,"datacontenttype":`...)
+		b = appendString(b, *ec.DataContentType)
+	}
+	if ec.DataSchema != nil {
+		b = append(b, `,"dataschema":`...)
+		b = appendString(b, ec.DataSchema.String())
+	}
+	if ec.Time != nil {
+		b = append(b, `,"time":"`...)
+		b = ec.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if len(ec.Extensions) > 0 {
+		var err error
+		if b, err = appendExtensions(b, ec.Extensions); err != nil {
+			return nil, err
+		}
+	}
+	switch kind {
+	case dataJSON:
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	case dataText:
+		b = append(b, `,"data":`...)
+		b = appendEscaped(b, data)
+	case dataBinary:
+		b = append(b, `,"data_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, data)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+// appendExtensions writes the extensions sorted by name. The SDK keeps
+// extension values as bool, int32, string, []byte, URI, URIRef or
+// Timestamp; all but the first two are written as their canonical string.
+func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
+	var arr [8]string
+	names := arr[:0]
+	for name := range exts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		b = append(b, ',')
+		b = appendString(b, name)
+		b = append(b, ':')
+		switch v := exts[name].(type) {
+		case string:
+			b = appendString(b, v)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case int32:
+			b = strconv.AppendInt(b, int64(v), 10)
+		default:
+			s, err := cetypes.Format(v)
+			if err != nil {
+				return nil, fmt.Errorf("extension %q: %w", name, err)
+			}
+			b = appendString(b, s)
+		}
+	}
+	return b, nil
+}
+
+// UpgradeV1 returns ev as a CloudEvents 1.0 event with the same data bytes.
+// A 1.0 event comes back unchanged. A 0.3 event gets the 1.0 context the
+// SDK's AsV1 gives, without the datacontentencoding extension AsV1 keeps:
+// with datacontentencoding "base64", data that the SDK's JSON parser has
+// already decoded (DataBase64 set) stays as it is, and data still encoded
+// (a binary-mode body) is decoded; data that is not valid base64 is an
+// error. The result is marked DataBase64 then, as a 1.0 event read from
+// data_base64 is. ev itself is not modified.
+func UpgradeV1(ev event.Event) (event.Event, error) {
+	ec03, ok := ev.Context.(*event.EventContextV03)
+	if !ok {
+		if _, ok := ev.Context.(*event.EventContextV1); ok {
+			return ev, nil
+		}
+		return ev, errors.New("event without a CloudEvents 0.3 or 1.0 context")
+	}
+	ec := ec03.AsV1()
+	delete(ec.Extensions, event.DataContentEncodingKey)
+	if len(ec.Extensions) == 0 {
+		ec.Extensions = nil
+	}
+	out := event.Event{Context: ec, DataEncoded: ev.DataEncoded, DataBase64: ev.DataBase64}
+	if enc := ec03.DataContentEncoding; enc != nil && strings.EqualFold(*enc, event.Base64) {
+		if !ev.DataBase64 && len(ev.DataEncoded) > 0 {
+			data, err := base64.StdEncoding.AppendDecode(nil, ev.DataEncoded)
+			if err != nil {
+				return ev, fmt.Errorf("data with datacontentencoding base64 is not valid base64: %w", err)
+			}
+			out.DataEncoded = data
+		}
+		out.DataBase64 = true
+	}
+	return out, nil
+}
+
+// Kinds of data, by media type.
+const (
+	dataNone = iota
+	dataJSON
+	dataText
+	dataBinary
+)
+
+// dataKind classifies a datacontenttype.
+func dataKind(dct *string) int {
+	if dct == nil {
+		return dataJSON
+	}
+	switch *dct { // the usual spellings, without parsing
+	case event.ApplicationJSON:
+		return dataJSON
+	case event.ApplicationXML, event.TextPlain:
+		return dataText
+	}
+	mt := mediaType(*dct)
+	switch {
+	case isJSONType(mt):
+		return dataJSON
+	case isText(mt):
+		return dataText
+	}
+	return dataBinary
+}
+
+// mediaType returns the lower-cased media type of a content type, without
+// parameters.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// isJSONType reports whether the media type mt says JSON: absent,
+// application/json, text/json or any +json type. The SDK knows only the
+// first three and the CloudEvents formats; filters agree with this list.
+func isJSONType(mt string) bool {
+	return mt == "" || mt == event.ApplicationJSON || mt == event.TextJSON || strings.HasSuffix(mt, "+json")
+}
+
+// isText reports whether the media type mt is text, to be carried as a
+// JSON string when it is valid UTF-8.
+func isText(mt string) bool {
+	if strings.HasPrefix(mt, "text/") || strings.HasSuffix(mt, "+xml") || strings.HasSuffix(mt, "+yaml") {
+		return true
+	}
+	switch mt {
+	case "application/xml", "application/xml-dtd", "application/javascript", "application/ecmascript",
+		"application/x-www-form-urlencoded", "application/yaml", "application/x-yaml", "application/toml",
+		"application/x-ndjson", "application/sql", "application/graphql", "application/x-sh":
+		return true
+	}
+	return false
+}
+
+// appendString appends s as a JSON string, with U+FFFD in place of bytes
+// that are not UTF-8.
+func appendString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return appendEscaped(b, s)
+}
+
+// appendEscaped appends s, which must be valid UTF-8, as a JSON string. It
+// escapes only what JSON requires: quote, backslash and control characters.
+func appendEscaped[T string | []byte](b []byte, s T) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
