@@ -442,6 +442,10 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
 	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	defer cancel()
+	// Nothing changed the event since it was read, so a sink that sends
+	// structured JSON may send the stored body as it is. A transform
+	// (issue #12) must leave this out for the events it changes.
+	ctx = ContextWithEncoded(ctx, p.msg.Data())
 	start := time.Now()
 	slot.begin(p.msg, start)
 	err := d.sink.Send(ctx, p.ev)

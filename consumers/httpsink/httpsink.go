@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/tlsfiles"
 	"github.com/vrelay/vrelay/internal/secret"
 	"github.com/vrelay/vrelay/streams"
 )
@@ -402,13 +401,9 @@ func loadTLS(c TLS) (*tls.Config, error) {
 	if c.CAFile == "" {
 		return cfg, nil
 	}
-	pem, err := os.ReadFile(c.CAFile)
+	pool, err := tlsfiles.LoadCAPool(c.CAFile)
 	if err != nil {
-		return nil, cfgerr.Newf("tls.caFile", "%v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, cfgerr.Newf("tls.caFile", "no PEM certificate in %s", c.CAFile)
+		return nil, cfgerr.New("tls.caFile", err.Error())
 	}
 	cfg.RootCAs = pool
 	return cfg, nil
