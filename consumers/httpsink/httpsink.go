@@ -27,8 +27,8 @@ import (
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/cfgerr"
-	"github.com/vrelay/vrelay/internal/tlsfiles"
 	"github.com/vrelay/vrelay/internal/secret"
+	"github.com/vrelay/vrelay/internal/tlsfiles"
 	"github.com/vrelay/vrelay/streams"
 )
 
