@@ -167,7 +167,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 			},
 			want: []string{
 				"auth.basic.password: environment variable HTTPSINK_TEST_UNSET_XYZ is not set",
-				"tls.caFile: open " + filepath.Join(dir, "missing.pem") + ": no such file or directory",
+				"tls.caFile: read CA file: open " + filepath.Join(dir, "missing.pem") + ": no such file or directory",
 			},
 		},
 		{
