@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -280,22 +279,24 @@ func (c *Config) Validate() error {
 // wildcard host (":8080", "0.0.0.0:8080") clashes with every address on
 // that port.
 func (c *Config) validateListeners() error {
-	type listener struct{ path, addr string }
+	type listener struct {
+		path, addr, host string
+		port            int
+	}
 	var seen []listener
 	var errs []error
 	claim := func(path, addr string) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil || port == "0" {
+		host, port, err := netaddr.SplitListen(addr)
+		if err != nil || port == 0 {
 			return // invalid (reported by its section) or a free port
 		}
 		for _, l := range seen {
-			h, p, _ := net.SplitHostPort(l.addr)
-			if p == port && (h == host || isWildcard(h) || isWildcard(host)) {
+			if l.port == port && (l.host == host || isWildcard(l.host) || isWildcard(host)) {
 				errs = append(errs, cfgerr.Newf(path, "%s clashes with %s (%s): two listeners cannot share a port", addr, l.path, l.addr))
 				return
 			}
 		}
-		seen = append(seen, listener{path, addr})
+		seen = append(seen, listener{path: path, addr: addr, host: host, port: port})
 	}
 	if c.HTTP.Listen != netaddr.Off {
 		claim("http.listen", c.HTTP.Listen)
