@@ -281,7 +281,7 @@ func (c *Config) Validate() error {
 func (c *Config) validateListeners() error {
 	type listener struct {
 		path, addr, host string
-		port            int
+		port             int
 	}
 	var seen []listener
 	var errs []error
