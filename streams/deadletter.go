@@ -204,20 +204,12 @@ func truncate(s string, n int) string {
 // its route acked it (delivered, or dead-lettered again), so the event
 // stream, `nats stream view` and new routes never see a replay twice.
 func ReplayStreamConfig(c Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        ReplayStream,
-		Description: "Dead letters replayed to their route by vrelay dlq replay",
-		Subjects:    []string{ReplayPrefix + ">"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      c.DLQMaxAge,
-		MaxBytes:    -1,
-		MaxMsgs:     -1,
-		Duplicates:  2 * time.Minute,
-		Replicas:    c.Replicas,
-		AllowDirect: true,
-	}
+	sc := DLQStreamConfig(c)
+	sc.Name = ReplayStream
+	sc.Description = "Dead letters replayed to their route by vrelay dlq replay"
+	sc.Subjects = []string{ReplayPrefix + ">"}
+	sc.Retention = jetstream.WorkQueuePolicy
+	return sc
 }
 
 // ReplayConsumerConfig is the durable consumer of route on the replay

@@ -201,26 +201,16 @@ func sinkKind(typ string) (SinkKind, bool) {
 	return sinkKinds[i], true
 }
 
-func sourceTypes() string {
-	var b strings.Builder
-	for i, k := range sourceKinds {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k.Type)
-	}
-	return b.String()
-}
+func sourceTypes() string { return typeList(sourceKinds, func(k SourceKind) string { return k.Type }) }
+func sinkTypes() string   { return typeList(sinkKinds, func(k SinkKind) string { return k.Type }) }
 
-func sinkTypes() string {
-	var b strings.Builder
-	for i, k := range sinkKinds {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k.Type)
+// typeList names the kinds of a table, for messages: "http, log".
+func typeList[K any](kinds []K, typ func(K) string) string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = typ(k)
 	}
-	return b.String()
+	return strings.Join(names, ", ")
 }
 
 // Provider is the provider of the source: the second token of its
