@@ -282,22 +282,7 @@ func testConnectionRefused(t *testing.T, newSink func(*testing.T, string) consum
 }
 
 func testEventArrives(t *testing.T, newSink func(*testing.T, string) consumers.Sink, f Features) {
-	tests := []struct {
-		name        string
-		contentType string
-		data        []byte
-	}{
-		{
-			name:        "json",
-			contentType: event.ApplicationJSON,
-			data:        []byte(`{"Key":4242,"Vm":{"Name":"prod-web-01","Vm":{"Type":"VirtualMachine","Value":"vm-42"}},"FullFormattedMessage":"prod-web-01 on esx-01 is powered on \u00e9\u4e16"}`),
-		},
-		{
-			name:        "xml",
-			contentType: event.ApplicationXML,
-			data:        []byte(`<VmPoweredOnEvent><key>4242</key><fullFormattedMessage>prod-web-01 &amp; co</fullFormattedMessage></VmPoweredOnEvent>`),
-		},
-	}
+	tests := arrivalCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
