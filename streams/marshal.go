@@ -82,22 +82,22 @@ func MarshalEvent(ev *event.Event) ([]byte, error) {
 	b := make([]byte, 0, size)
 
 	b = append(b, `{"specversion":"1.0","id":`...)
-	b = appendString(b, ec.ID)
+	b = AppendString(b, ec.ID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, ec.Source.String())
+	b = AppendString(b, ec.Source.String())
 	b = append(b, `,"type":`...)
-	b = appendString(b, ec.Type)
+	b = AppendString(b, ec.Type)
 	if ec.Subject != nil {
 		b = append(b, `,"subject":`...)
-		b = appendString(b, *ec.Subject)
+		b = AppendString(b, *ec.Subject)
 	}
 	if ec.DataContentType != nil {
 		b = append(b, `,"datacontenttype":`...)
-		b = appendString(b, *ec.DataContentType)
+		b = AppendString(b, *ec.DataContentType)
 	}
 	if ec.DataSchema != nil {
 		b = append(b, `,"dataschema":`...)
-		b = appendString(b, ec.DataSchema.String())
+		b = AppendString(b, ec.DataSchema.String())
 	}
 	if ec.Time != nil {
 		b = append(b, `,"time":"`...)
@@ -116,7 +116,7 @@ func MarshalEvent(ev *event.Event) ([]byte, error) {
 		b = append(b, data...)
 	case dataText:
 		b = append(b, `,"data":`...)
-		b = appendEscaped(b, data)
+		b = AppendString(b, string(data))
 	case dataBinary:
 		b = append(b, `,"data_base64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, data)
@@ -137,11 +137,11 @@ func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		b = append(b, ',')
-		b = appendString(b, name)
+		b = AppendString(b, name)
 		b = append(b, ':')
 		switch v := exts[name].(type) {
 		case string:
-			b = appendString(b, v)
+			b = AppendString(b, v)
 		case bool:
 			b = strconv.AppendBool(b, v)
 		case int32:
@@ -151,7 +151,7 @@ func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("extension %q: %w", name, err)
 			}
-			b = appendString(b, s)
+			b = AppendString(b, s)
 		}
 	}
 	return b, nil
@@ -250,43 +250,55 @@ func isText(mt string) bool {
 	return false
 }
 
-// appendString appends s as a JSON string, with U+FFFD in place of bytes
-// that are not UTF-8.
-func appendString(b []byte, s string) []byte {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return appendEscaped(b, s)
-}
-
-// appendEscaped appends s, which must be valid UTF-8, as a JSON string. It
-// escapes only what JSON requires: quote, backslash and control characters.
-func appendEscaped[T string | []byte](b []byte, s T) []byte {
+// AppendString appends s as a JSON string and returns the extended
+// buffer. Unlike encoding/json it leaves <, > and & alone (vrelay's JSON is
+// not embedded in HTML); like it, it replaces bytes that are not UTF-8 with
+// U+FFFD and escapes U+2028 and U+2029, so the result is valid JSON and
+// valid JavaScript. The event codec and the vCenter data encoder share it.
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
 			continue
 		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
 		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			i += size
+			continue
 		}
-		start = i + 1
+		i += size
+		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')

@@ -462,3 +462,31 @@ func FuzzMarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendString(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "plain", in: "prod-web-01", want: `"prod-web-01"`},
+		{name: "html left alone", in: "a<b>&c", want: `"a<b>&c"`},
+		{name: "escapes", in: "q\"b\\n\nr\rt\tb\bf\f\x01", want: `"q\"b\\n\nr\rt\tb\bf\f\u0001"`},
+		{name: "line separators", in: "a\u2028b\u2029c", want: `"a\u2028b\u2029c"`},
+		{name: "invalid utf-8", in: "a\xffb\xc3", want: `"a\ufffdb\ufffd"`},
+		{name: "non-ascii kept", in: "é世", want: `"é世"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(AppendString([]byte("x"), tt.in))
+			if got != "x"+tt.want {
+				t.Errorf("AppendString(%q): got %s, want x%s", tt.in, got, tt.want)
+			}
+			var back string
+			if err := json.Unmarshal([]byte(got[1:]), &back); err != nil {
+				t.Fatalf("not a JSON string: %v", err)
+			}
+			if want := strings.ToValidUTF8(tt.in, "\uFFFD"); back != want {
+				t.Errorf("read back: got %q, want %q", back, want)
+			}
+		})
+	}
+}

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vrelay/vrelay/streams"
 )
 
 // MarshalData renders the data of a vSphere event as JSON in the PascalCase
@@ -222,7 +223,7 @@ func appendFloat(e *encodeState, f float64, bits int) error {
 }
 
 func encodeString(e *encodeState, v reflect.Value) error {
-	e.buf = appendString(e.buf, v.String())
+	e.buf = streams.AppendString(e.buf, v.String())
 	return nil
 }
 
@@ -263,9 +264,9 @@ func fieldIndex(t reflect.Type, name string) int {
 // against them, know only Type and Value.
 func encodeMOR(e *encodeState, v reflect.Value) error {
 	e.buf = append(e.buf, `{"Type":`...)
-	e.buf = appendString(e.buf, v.Field(morTypeIndex).String())
+	e.buf = streams.AppendString(e.buf, v.Field(morTypeIndex).String())
 	e.buf = append(e.buf, `,"Value":`...)
-	e.buf = appendString(e.buf, v.Field(morValueIndex).String())
+	e.buf = streams.AppendString(e.buf, v.Field(morValueIndex).String())
 	e.buf = append(e.buf, '}')
 	return nil
 }
@@ -357,7 +358,7 @@ func newMapEncoder(t reflect.Type) encoderFunc {
 			if i > 0 {
 				e.buf = append(e.buf, ',')
 			}
-			e.buf = appendString(e.buf, k.String())
+			e.buf = streams.AppendString(e.buf, k.String())
 			e.buf = append(e.buf, ':')
 			if err := elem(e, v.MapIndex(k)); err != nil {
 				return err
@@ -479,66 +480,10 @@ func structFields(t reflect.Type) []structField {
 			continue
 		}
 		fields = append(fields, structField{
-			key:   "," + string(appendString(nil, c.name)) + ":",
+			key:   "," + string(streams.AppendString(nil, c.name)) + ":",
 			index: c.index,
 			typ:   c.typ,
 		})
 	}
 	return fields
-}
-
-const hex = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Unlike encoding/json it leaves <,
-// > and & alone (the data is not embedded in HTML); like it, it replaces
-// invalid UTF-8 with U+FFFD and escapes U+2028 and U+2029.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
