@@ -2,7 +2,8 @@
 //
 // It defines the objects vrelay keeps in JetStream (DESIGN.md §2) — the
 // event stream [EventStream] on `vmware.>`, the dead-letter stream
-// [DLQStream] on `vrelay.dlq.>` and the checkpoint bucket
+// [DLQStream] on `vrelay.dlq.>`, the work-queue replay stream
+// [ReplayStream] on `vrelay.replay.>` and the checkpoint bucket
 // [CheckpointBucket] — and [Ensure], which creates what is missing and
 // updates what JetStream can change in place, idempotently. It defines the
 // subject scheme `<root>.<provider>.<source>.<type>` ([Subject], [Token]),
@@ -11,7 +12,10 @@
 // structured-mode CloudEvent JSON ([MarshalEvent]) with the data carried
 // byte-exact (JSON verbatim, text as a string, anything else as
 // data_base64), headers carry Nats-Msg-Id and Ce-* copies of the main
-// attributes. And it runs nats-server embedded ([StartEmbedded])
+// attributes. The dead-letter format ([DeadLetter], [ParseDeadLetter],
+// [Origin]) lives here too, one codec for the dispatcher that writes dead
+// letters, the `vrelay dlq` commands that read and replay them, and the
+// viewer. And it runs nats-server embedded ([StartEmbedded])
 // or connects to an external cluster ([ExternalConfig.Connect]).
 //
 //	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: "data"}, log)
