@@ -28,6 +28,7 @@
 //	}
 //	err = r.Run(ctx) // returns ctx.Err() once every source returned
 //
-// Subpackages hold one Source each: webhook (CloudEvents over HTTP);
-// vcenter and horizon follow.
+// Subpackages hold one Source each: webhook (CloudEvents over HTTP),
+// vcenter (a vCenter's event history), vcsim (a simulated vCenter) and
+// horizon (a Horizon pod's audit events).
 package producers

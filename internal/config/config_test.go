@@ -166,6 +166,17 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"sources[0].vcenter: is required with type vcenter", "routes[0].sink.http: is required with type http"},
 		},
 		{
+			name: "horizon problems",
+			yaml: "sources:\n  - {name: hz, type: horizon, horizon: {address: 'ftp://hz', username: 'svc@corp.local', password: {fromEnv: HZ}, pageSize: 2000}}\n  - {name: hz2, type: horizon}\n",
+			want: []string{
+				`sources[0].horizon.address: must use https (or http in a lab), got "ftp"`,
+				"sources[0].horizon.domain: is required",
+				`sources[0].horizon.username: "svc@corp.local" is a UPN (user@domain)`,
+				"sources[0].horizon.pageSize: must be from 1 to 1000, got 2000",
+				"sources[1].horizon: is required with type horizon",
+			},
+		},
+		{
 			name: "http timeout above send timeout",
 			yaml: "routes:\n  - {name: r, sink: {type: http, http: {url: 'http://x', timeout: 40s}}}\n",
 			want: []string{"routes[0].sink.http.timeout: 40s exceeds delivery.sendTimeout (30s)"},
@@ -279,6 +290,39 @@ func TestKindsMatchSections(t *testing.T) {
 	}
 	check(t, reflect.TypeFor[config.Source](), src)
 	check(t, reflect.TypeFor[config.Sink](), snk)
+}
+
+func TestHorizonSource(t *testing.T) {
+	t.Setenv("HZ_PASSWORD", "example")
+	cfg, err := config.Parse([]byte(`
+sources:
+  - name: hz01
+    type: horizon
+    horizon: {address: 'horizon.example.com', domain: corp, username: svc-vrelay, password: {fromEnv: HZ_PASSWORD}}
+  - name: hz01
+    type: vcenter
+    vcenter: {address: 'vc01.example.com', username: u, password: {fromEnv: HZ_PASSWORD}}
+`))
+	if err != nil {
+		t.Fatalf("a horizon and a vcenter source of the same name: %v", err)
+	}
+	s := cfg.Sources[0]
+	if got := s.Provider(); got != "horizon" {
+		t.Errorf("provider: got %q, want horizon", got)
+	}
+	h := s.Horizon
+	if h.PageSize != 1000 || h.PollInterval.String() != "1s" || h.MaxAge == nil || h.MaxAge.String() != "5m0s" || h.Format != "tanzu" {
+		t.Errorf("horizon section: got %+v, want the defaults", h)
+	}
+	src, err := s.New(config.SourceDeps{})
+	if err != nil || src == nil {
+		t.Fatalf("build horizon source: %v", err)
+	}
+
+	_, err = config.Parse([]byte("sources:\n  - {name: hz01, type: horizon, horizon: {address: hz, domain: corp, username: u, password: {fromEnv: X}}}\n  - {name: hz01, type: horizon, horizon: {address: hz2, domain: corp, username: u, password: {fromEnv: X}}}\n"))
+	if err == nil || !strings.Contains(err.Error(), `sources[1].name: "hz01" is already the name of sources[0]`) {
+		t.Errorf("two horizon sources of one name: got %v", err)
+	}
 }
 
 func TestDefaultsFromTheTable(t *testing.T) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/producers"
+	"github.com/vrelay/vrelay/producers/horizon"
 	"github.com/vrelay/vrelay/producers/vcenter"
 	"github.com/vrelay/vrelay/producers/vcsim"
 	"github.com/vrelay/vrelay/producers/webhook"
@@ -31,10 +33,11 @@ type Source struct {
 	// checkpoints (`<provider>.<name>`) and metrics. Letters, digits, '-'
 	// and '_'.
 	Name string `yaml:"name"`
-	// Type is one of: webhook, vcenter, simulator.
+	// Type is one of: webhook, vcenter, horizon, simulator.
 	Type      string          `yaml:"type"`
 	Webhook   *webhook.Config `yaml:"webhook"`
 	VCenter   *vcenter.Config `yaml:"vcenter"`
+	Horizon   *horizon.Config `yaml:"horizon"`
 	Simulator *vcsim.Config   `yaml:"simulator"`
 }
 
@@ -54,8 +57,11 @@ type SourceDeps struct {
 	// Checkpoints keeps positions; nil keeps none.
 	Checkpoints producers.Checkpointer
 	// LastStored tells a polling source which of its events the stream
-	// holds last (the source's own publisher); nil: the checkpoint alone.
-	LastStored vcenter.LastStored
+	// holds last (the source's own publisher, whose Last does this); nil:
+	// the checkpoint alone.
+	LastStored interface {
+		Last(ctx context.Context) (producers.Stored, error)
+	}
 }
 
 // SinkDeps is what building a sink takes besides its configuration.
@@ -123,6 +129,17 @@ var sourceKinds = []SourceKind{
 			return vcenter.New(*s.VCenter, vcenter.WithName(s.Name), vcenter.WithLogger(d.Log),
 				vcenter.WithCheckpointer(d.Checkpoints), vcenter.WithRegisterer(d.Registerer),
 				vcenter.WithLastStored(d.LastStored))
+		},
+	},
+	{
+		Type:     "horizon",
+		Provider: horizon.Provider,
+		required: true,
+		section:  field(func(s *Source) **horizon.Config { return &s.Horizon }),
+		build: func(s Source, d SourceDeps) (producers.Source, error) {
+			return horizon.New(*s.Horizon, horizon.WithName(s.Name), horizon.WithLogger(d.Log),
+				horizon.WithCheckpointer(d.Checkpoints), horizon.WithRegisterer(d.Registerer),
+				horizon.WithLastStored(d.LastStored))
 		},
 	},
 	{

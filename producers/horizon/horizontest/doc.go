@@ -1,9 +1,9 @@
 // Package horizontest is a fake VMware Horizon Connection Server for tests:
 // an [httptest.Server] on 127.0.0.1 that speaks the part of the Horizon
-// Server REST API that an audit-event reader uses, closely enough that a
-// client which works against it has met every case the real API is known
-// to present. Other packages' tests import it; it is safe for concurrent
-// use.
+// Server REST API that an audit-event reader uses, as closely as public
+// material describes it, and that can be made to fail in the ways the
+// real API is known to. Other packages' tests import it; it is safe for
+// concurrent use.
 //
 //	hz := horizontest.New(t)                 // TLS; hz.CAFile() verifies it
 //	hz.Backlog(2500, 3, "VLSI_USERLOGGEDIN") // 2,500 past events, 3 per millisecond
@@ -41,6 +41,11 @@
 //     recorded sample. A malformed filter, page or size gets 400.
 //   - Errors carry the documented APIError body, {"error_key": ...,
 //     "error_message": ...}.
+//   - Events are added as they happen ([Server.AddN], several to a
+//     millisecond), as a backlog from before a reader started
+//     ([Server.Backlog]), or one by one ([Server.Add]), also late: with a
+//     time older than events already stored, as a second Connection Server
+//     might log them.
 //   - Injected trouble on the audit-events endpoint: the next n requests
 //     answered with a given status and headers ([Server.FailNext]; 409,
 //     500, or 429 with X-Rate-Limit-Retry-After-Seconds as Horizon 2406 and
