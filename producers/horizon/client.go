@@ -100,9 +100,17 @@ func (s *Source) newClient() *client {
 		RootCAs:            s.roots,
 		InsecureSkipVerify: s.cfg.SkipTLSVerify, //nolint:gosec // an operator's explicit choice, for labs
 	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   s.timeout,
+		// A redirect is answered as it comes (an *apiError): the login
+		// carries the password in its body, which a 307 would take to
+		// wherever it points.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return &client{
 		base:      s.base,
-		hc:        &http.Client{Transport: tr, Timeout: s.timeout},
+		hc:        hc,
 		domain:    s.cfg.Domain,
 		username:  s.cfg.Username,
 		password:  s.password,

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,3 +251,30 @@ func TestNarrowedReads(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestNoRedirects: a redirect is an error, so the password never follows
+// one.
+func TestNoRedirects(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	t.Cleanup(other.Close)
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirecting.Close)
+	t.Setenv("HZ_TEST_PASSWORD", "secret")
+	s, err := New(Config{Address: redirecting.URL, Domain: "corp", Username: "u", Password: secret.Ref{FromEnv: "HZ_TEST_PASSWORD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.newClient().login(t.Context())
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != http.StatusTemporaryRedirect {
+		t.Errorf("login through a redirect: got %v, want the 307 as an error", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect target got %d requests, want none", n)
+	}
+}

@@ -257,8 +257,10 @@ func (r *reader) start(ctx context.Context, now time.Time) {
 	switch {
 	case last != nil && cp != nil && cp.LastEventTime == last.time:
 		pos = cp.position()
-		for id := range last.ids {
-			pos.ids[id] = struct{}{}
+		if pos.time == last.time {
+			for id := range last.ids {
+				pos.ids[id] = struct{}{}
+			}
 		}
 		r.log.Info("resuming after the checkpoint", "checkpoint_key", key, "last_event_time", msTime(pos.time), "stored_ids", len(pos.ids))
 	case last != nil && cp != nil && cp.LastEventTime > last.time:

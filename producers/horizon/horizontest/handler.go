@@ -115,6 +115,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 	var delay time.Duration
 	if len(s.delays) > 0 {
 		delay, s.delays = s.delays[0], s.delays[1:]
+		s.counts.Delayed++
 	}
 	s.mu.Unlock()
 	if delay > 0 {
@@ -122,8 +123,10 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			// The client gave up: answer nothing, rather than the empty
+			// 200 net/http would send for a handler that returns.
 			t.Stop()
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 

@@ -61,6 +61,7 @@ type Counts struct {
 	AuditRequests   int // requests to the audit-events endpoint, answered or not
 	Unauthorized    int // audit-events requests answered 401
 	Injected        int // audit-events requests answered with an injected failure
+	Delayed         int // audit-events requests held back by SlowNext
 	MaxPage         int // the highest page number an answered request asked for
 }
 

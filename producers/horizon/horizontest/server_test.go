@@ -2,6 +2,7 @@ package horizontest_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -324,20 +325,37 @@ func TestInjectedFailures(t *testing.T) {
 		t.Errorf("fourth: got %d, want 200", code)
 	}
 
-	// A slow answer that the client gives up on does not hold the server.
+	// A slow answer comes late; one that the client gives up on does not
+	// hold the server.
+	s.SlowNext(1, 50*time.Millisecond)
+	if code, _, _, _ := a.events(access, nil); code != http.StatusOK || s.Counts().Delayed != 1 {
+		t.Errorf("slow answer: got %d and %d delayed, want 200 after a delay", code, s.Counts().Delayed)
+	}
 	s.SlowNext(1, time.Hour)
-	slow := &http.Client{Transport: a.hc.Transport, Timeout: 50 * time.Millisecond}
-	req, _ = http.NewRequest(http.MethodGet, s.URL()+horizontest.AuditEventsPath, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+horizontest.AuditEventsPath, nil)
 	req.Header.Set("Authorization", "Bearer "+access)
-	if res, err := slow.Do(req); err == nil {
-		res.Body.Close()
-		t.Errorf("slow answer: got %d, want a client timeout", res.StatusCode)
+	errc := make(chan error, 1)
+	go func() {
+		res, err := a.hc.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Counts().Delayed < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err == nil {
+		t.Error("the hour-long answer came")
 	}
 	if code, _, _, _ := a.events(access, nil); code != http.StatusOK {
-		t.Errorf("after the slow one: got %d, want 200", code)
+		t.Errorf("after the slow ones: got %d, want 200", code)
 	}
-	if c := s.Counts(); c.Injected != 3 || c.AuditRequests != 6 {
-		t.Errorf("got counts %+v, want 3 injected of 6 audit requests", c)
+	if c := s.Counts(); c.Injected != 3 || c.AuditRequests != 7 || c.Delayed != 2 {
+		t.Errorf("got counts %+v, want 3 injected and 2 delayed of 7 audit requests", c)
 	}
 
 	s.SetPassword("new-password")
