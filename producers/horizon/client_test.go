@@ -278,3 +278,58 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("the redirect target got %d requests, want none", n)
 	}
 }
+
+// TestRecordWithoutID: a record Horizon returns without an id is dropped
+// and reported once, however often the reads return it, and the events
+// around it are published.
+func TestRecordWithoutID(t *testing.T) {
+	start := time.Now().UnixMilli() + 1000
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case loginPath:
+			fmt.Fprint(w, `{"access_token":"a","refresh_token":"r"}`)
+		case auditPath:
+			reads.Add(1)
+			w.Header().Set(headerHasMore, "FALSE")
+			fmt.Fprintf(w, `[{"id":2,"type":"B","time":%d},{"type":"NO_ID","time":%d},{"id":1,"type":"A","time":%d}]`, start, start, start)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("HZ_TEST_PASSWORD", "secret")
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	s, err := New(Config{Address: srv.URL, Domain: "corp", Username: "u", Password: secret.Ref{FromEnv: "HZ_TEST_PASSWORD"}, PollInterval: time.Millisecond},
+		WithLogger(log), WithCheckpointer(&memCheckpointer{m: map[string][]byte{"horizon.horizon": []byte(fmt.Sprintf(`{"lastEventTime":%d}`, start-1))}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := sourcetest.NewRecorder(0)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, rec) }()
+	deadline := time.Now().Add(time.Minute)
+	for (len(rec.Records()) < 2 || reads.Load() < 10) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	recs := rec.Records()
+	if len(recs) != 2 || recs[0].Event.ID() != "1" || recs[1].Event.ID() != "2" {
+		t.Errorf("got %d records, want events 1 and 2 in that order", len(recs))
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, "without an id or time"); n != 1 || reads.Load() < 10 {
+		t.Errorf("the record without an id was reported %d times in %d reads, want once:\n%s", n, reads.Load(), out)
+	}
+}

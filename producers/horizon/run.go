@@ -79,6 +79,8 @@ type reader struct {
 	// the backlog is too large to read at once.
 	span     int64
 	narrowed bool
+	// badSeen holds the records without an id or time already reported.
+	badSeen map[string]struct{}
 }
 
 // load reads the checkpoint, retrying while the bucket does not answer.
@@ -205,6 +207,14 @@ func (r *reader) poll(ctx context.Context, c *client) (more bool, err error) {
 		return false, err
 	}
 	for _, b := range bad {
+		// Reads overlap at their first millisecond: report a record once.
+		if _, seen := r.badSeen[string(b.raw)]; seen {
+			continue
+		}
+		if r.badSeen == nil || len(r.badSeen) >= 1000 {
+			r.badSeen = make(map[string]struct{})
+		}
+		r.badSeen[string(b.raw)] = struct{}{}
 		r.s.metrics.convertErrors.Inc()
 		r.log.Error("horizon returned a record without an id or time; it is dropped",
 			"record", truncate(string(b.raw), 300), "err", b.err)
