@@ -28,7 +28,8 @@
 // pollInterval. A read that would hold more than 100,000 events (after a
 // long stop with a large maxAge) is narrowed to an earlier span of time.
 //
-// Failures: 409 (Horizon answers it when the pod has no event database),
+// Failures: 409 (the API's description uses it for a missing event
+// database),
 // 5xx, network errors and rejected credentials are logged once per attempt,
 // with what to fix, and retried with a backoff from 1s doubling to 60s; a
 // 429 (Horizon 2406 and later throttle the API) waits the

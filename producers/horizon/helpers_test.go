@@ -273,8 +273,8 @@ func eventually(t testing.TB, what string, cond func() bool) {
 // It returns once the source reads events.
 func running(t testing.TB, src *horizon.Source, pub producers.Publisher, logs *logs) (cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
-	cancel, done = start(t, src, pub)
 	n := logs.count("reading horizon events")
+	cancel, done = start(t, src, pub)
 	eventually(t, "the source to read events", func() bool {
 		select {
 		case err := <-done:

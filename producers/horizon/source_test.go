@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,8 +100,9 @@ func TestEvents(t *testing.T) {
 	}
 }
 
-// TestRestartMidStream stops a source while it publishes a backlog and
-// starts another: the stream ends up with every event once.
+// TestRestartMidStream stops a source in the middle of a batch, with part
+// of it stored and the checkpoint behind, and starts another: the stream
+// ends up with every event once.
 func TestRestartMidStream(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
@@ -108,17 +110,21 @@ func TestRestartMidStream(t *testing.T) {
 	evs := e.hz.Backlog(1500, 3, "VLSI_USERLOGGEDIN")
 	e.putCheckpoint(t, evs[0].Time-1)
 
+	// Ten batches go through; the eleventh stores half and hangs.
 	src := e.source(t, cfg)
-	cancel, done := start(t, src, e.publisher(src))
-	eventually(t, "the first run to be half way", func() bool { return len(e.w.all(t)) >= 500 })
+	cancel, done := start(t, src, &stalling{Publisher: e.publisher(src), after: 10})
+	eventually(t, "the first run to store half of its eleventh batch", func() bool { return len(e.w.all(t)) >= 525 })
 	if err := stop(t, cancel, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first Run() = %v, want context.Canceled", err)
 	}
-	before := len(e.w.all(t))
-	if before >= len(evs) {
-		t.Fatalf("the first run stored all %d events before it stopped; the test proves nothing", before)
+	first := e.w.all(t)
+	if len(first) != 525 {
+		t.Fatalf("the first run stored %d events, want 525", len(first))
 	}
-	t.Logf("first run stored %d of %d events", before, len(evs))
+	cp, _ := e.checkpoint(t)
+	if got, want := int64(cp["lastEventTime"].(float64)), evs[499].Time; got != want {
+		t.Errorf("checkpoint at %d, want %d: the last event of the tenth batch", got, want)
+	}
 
 	// More events while no source runs.
 	evs = append(evs, e.hz.AddN(300, 2, "VLSI_USERLOGGEDOUT")...)
@@ -127,19 +133,47 @@ func TestRestartMidStream(t *testing.T) {
 	running(t, src2, pub, e.logs)
 	e.awaitAll(t, evs)
 	e.checkExactlyOnce(t, evs)
+	if e.logs.count("resuming after the last event of this source in the stream") != 1 {
+		t.Error("the restarted source did not resume after the stream's last event")
+	}
 
-	// The second run republished at most the millisecond it resumed at.
+	// The second run handed on again at most the other events of the
+	// millisecond it resumed at.
+	handed := pub.handed()
 	republished := 0
-	for id := range pub.handed() {
-		for _, m := range e.w.all(t)[:before] {
-			if m.msgID == id {
-				republished++
-			}
+	for _, m := range first {
+		republished += handed[m.msgID]
+	}
+	if republished > 2 {
+		t.Errorf("the second run handed %d events of the first run to the publisher again, want at most the other 2 of one millisecond", republished)
+	}
+}
+
+// stalling publishes through a real publisher until after calls; the next
+// call stores half its records and then hangs until ctx is done, as a
+// process does that dies in the middle of a batch.
+type stalling struct {
+	producers.Publisher
+	after int
+	mu    sync.Mutex
+	calls int
+}
+
+func (p *stalling) Publish(ctx context.Context, recs ...producers.Record) error {
+	p.mu.Lock()
+	p.calls++
+	n := p.calls
+	p.mu.Unlock()
+	if n <= p.after {
+		return p.Publisher.Publish(ctx, recs...)
+	}
+	if n == p.after+1 {
+		if err := p.Publisher.Publish(ctx, recs[:len(recs)/2]...); err != nil {
+			return err
 		}
 	}
-	if republished > 3 {
-		t.Errorf("the second run handed %d events of the first run to the publisher again, want at most the 3 of one millisecond", republished)
-	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // TestThreePages reads 2,500 events in one read: three pages of 1,000,
