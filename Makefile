@@ -31,7 +31,7 @@ build: deps
 # The packages with Go benchmarks, and how long each benchmark runs, so that
 # the whole of `make bench` stays under 10 minutes on two cores.
 BENCH_PKGS ?= ./streams ./filters ./producers ./producers/webhook ./producers/vcenter ./producers/horizon \
-	./consumers ./consumers/httpsink ./internal/flowtest
+	./consumers ./consumers/httpsink ./consumers/eventbridge ./internal/flowtest
 BENCHTIME  ?= 1s
 # BENCHFLAGS go to cmd/vrelay-bench, e.g. BENCHFLAGS='-only pipeline -rounds 4'.
 BENCHFLAGS ?=

@@ -394,11 +394,12 @@ func retryAfter(v string) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	// 0, a past date or an unreadable value is ignored, as in httpsink.
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
 		return time.Duration(n) * time.Second, true
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
+	if t, err := http.ParseTime(v); err == nil && time.Until(t) > 0 {
+		return time.Until(t), true
 	}
 	return 0, false
 }

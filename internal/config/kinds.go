@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/consumers/eventbridge"
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
@@ -43,10 +44,12 @@ type Source struct {
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log.
+	// Type is one of: http, log, eventbridge.
 	Type string           `yaml:"type"`
 	HTTP *httpsink.Config `yaml:"http"`
 	Log  *logsink.Config  `yaml:"log"`
+	// EventBridge puts events on an Amazon EventBridge bus (PutEvents).
+	EventBridge *eventbridge.Config `yaml:"eventbridge"`
 }
 
 // SourceDeps is what building a source takes besides its configuration.
@@ -175,6 +178,21 @@ var sinkKinds = []SinkKind{
 		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
 		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
 			return logsink.New(*s.Log)
+		},
+	},
+	{
+		Type:     "eventbridge",
+		required: true,
+		batches:  true,
+		section:  field(func(s *Sink) **eventbridge.Config { return &s.EventBridge }),
+		check: func(s Sink, d consumers.Delivery) error {
+			if t := s.EventBridge.Timeout; t > d.SendTimeout {
+				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
+			}
+			return nil
+		},
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			return eventbridge.New(*s.EventBridge, eventbridge.WithLogger(d.Log))
 		},
 	},
 }
