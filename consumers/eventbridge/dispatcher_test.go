@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/eventbridge/ebtest"
@@ -71,14 +72,14 @@ func TestDispatcherNothingLostNothingTwice(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	got := srv.Wait(n, 60*time.Second)
-	time.Sleep(300 * time.Millisecond) // let stray redeliveries show up
+	srv.Wait(n, 60*time.Second)
+	waitAcked(t, js, route.Name, n) // every event settled: no redelivery can still come
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run(): got %v, want context.Canceled", err)
 	}
 
-	got = srv.Accepted()
+	got := srv.Accepted()
 	seen := map[string]int{}
 	for _, e := range got {
 		seen[idOf(t, e)]++
@@ -97,7 +98,44 @@ func TestDispatcherNothingLostNothingTwice(t *testing.T) {
 			t.Errorf("call %d: %d entries, %d bytes; want at most %d and %d", i, entries[i], sizes[i], ebtest.MaxEntries, ebtest.MaxSize)
 		}
 	}
+	mu.Lock()
+	retried := 0
+	for _, c := range tries {
+		if c > 1 {
+			retried++
+		}
+	}
+	mu.Unlock()
+	if retried == 0 || len(entries) == srv.Calls() {
+		t.Errorf("retried events %d, throttled calls %d: want some of each, or the test proves nothing", retried, srv.Calls()-len(entries))
+	}
+	t.Logf("%d events, %d calls (%d throttled whole), %d events retried per entry", n, srv.Calls(), srv.Calls()-len(entries), retried)
 	if natstest.Count(t, js, streams.DLQStream) != 0 {
 		t.Errorf("dead letters: got some, want none (every failure was retryable)")
+	}
+}
+
+// waitAcked waits until the route's consumer acked everything up to
+// stream sequence last.
+func waitAcked(t *testing.T, js jetstream.JetStream, route string, last int) {
+	t.Helper()
+	c, err := js.Consumer(t.Context(), streams.EventStream, route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream >= uint64(last) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s: pending=%d ack_pending=%d ack_floor=%d, want all %d settled",
+				route, info.NumPending, info.NumAckPending, info.AckFloor.Stream, last)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
