@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/consumers/natssink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/horizon"
@@ -43,10 +45,11 @@ type Source struct {
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log.
+	// Type is one of: http, log, nats.
 	Type string           `yaml:"type"`
 	HTTP *httpsink.Config `yaml:"http"`
 	Log  *logsink.Config  `yaml:"log"`
+	NATS *natssink.Config `yaml:"nats"`
 }
 
 // SourceDeps is what building a source takes besides its configuration.
@@ -67,6 +70,12 @@ type SourceDeps struct {
 // SinkDeps is what building a sink takes besides its configuration.
 type SinkDeps struct {
 	Log *slog.Logger
+	// NATS is the process's own connection, which a nats sink without a
+	// url publishes on.
+	NATS *nats.Conn
+	// SubjectRoot is the event stream's root, which a nats sink must not
+	// publish under; "" is the default root.
+	SubjectRoot string
 }
 
 // section is what every component's Config implements: SetDefaults fills
@@ -175,6 +184,18 @@ var sinkKinds = []SinkKind{
 		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
 		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
 			return logsink.New(*s.Log)
+		},
+	},
+	{
+		Type:     "nats",
+		required: true,
+		section:  field(func(s *Sink) **natssink.Config { return &s.NATS }),
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			opts := []natssink.Option{natssink.WithConn(d.NATS), natssink.WithLogger(d.Log)}
+			if d.SubjectRoot != "" {
+				opts = append(opts, natssink.WithSubjectRoot(d.SubjectRoot))
+			}
+			return natssink.New(*s.NATS, opts...)
 		},
 	},
 }
