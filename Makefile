@@ -6,16 +6,29 @@ GO          ?= go
 CONFIG      ?= examples/quickstart.yaml
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')
+# The nats CLI that the end-to-end test drives (cmd/vrelay/natscli_e2e_test.go),
+# built from the module proxy once and cached outside the clone, so a fresh
+# clone pays the ~2 min build only the first time on a machine.
+NATSCLI_VERSION := v0.5.0
+NATSCLI_DIR     ?= $(HOME)/.cache/vrelay/natscli-$(NATSCLI_VERSION)
+NATSCLI         := $(NATSCLI_DIR)/nats
 
-.PHONY: run test lint build bench deps clean
+.PHONY: run test lint build bench deps clean natscli
 
 ## run: start vrelay on the quickstart config (embedded NATS, simulated vCenter, webhook, log route)
 run: deps
 	$(GO) run ./cmd/vrelay run -config $(CONFIG)
 
-## test: lint, then every test with the race detector in random order
-test: lint
-	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+## test: lint, then every test with the race detector in random order,
+## the nats CLI end-to-end test included
+test: lint natscli
+	VRELAY_NATS_CLI=$(NATSCLI) $(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+## natscli: build the pinned nats CLI into $(NATSCLI_DIR) unless it is there
+natscli: $(NATSCLI)
+
+$(NATSCLI):
+	GOBIN=$(NATSCLI_DIR) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 
 ## lint: gofmt, go.mod tidy, go vet, staticcheck (pinned)
 lint: deps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -76,9 +77,15 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	if role != roleProducers {
 		metrics := consumers.NewMetrics(reg)
 		for i, r := range cfg.Routes {
-			sink, err := r.Sink.New(config.SinkDeps{Log: log.With("route", r.Name)})
+			sink, err := r.Sink.New(config.SinkDeps{Log: log.With("route", r.Name), NATS: nc,
+				SubjectRoot: cfg.Streams.SubjectRoot})
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("routes[%d].sink.%s", i, r.Sink.Type), err)}
+			}
+			// A sink with a connection of its own (nats with a url) closes
+			// it when vrelay stops.
+			if c, ok := sink.(io.Closer); ok {
+				defer c.Close()
 			}
 			filter, err := r.CompileFilter()
 			if err != nil {

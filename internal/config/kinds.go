@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/eventbridge"
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/consumers/natssink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/producers/horizon"
@@ -44,12 +46,14 @@ type Source struct {
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log, eventbridge.
+	// Type is one of: http, log, eventbridge, nats.
 	Type string           `yaml:"type"`
 	HTTP *httpsink.Config `yaml:"http"`
 	Log  *logsink.Config  `yaml:"log"`
 	// EventBridge puts events on an Amazon EventBridge bus (PutEvents).
 	EventBridge *eventbridge.Config `yaml:"eventbridge"`
+	// NATS republishes events to a NATS subject.
+	NATS *natssink.Config `yaml:"nats"`
 }
 
 // SourceDeps is what building a source takes besides its configuration.
@@ -70,6 +74,12 @@ type SourceDeps struct {
 // SinkDeps is what building a sink takes besides its configuration.
 type SinkDeps struct {
 	Log *slog.Logger
+	// NATS is the process's own connection, which a nats sink without a
+	// url publishes on.
+	NATS *nats.Conn
+	// SubjectRoot is the event stream's root, which a nats sink must not
+	// publish under; "" is the default root.
+	SubjectRoot string
 }
 
 // section is what every component's Config implements: SetDefaults fills
@@ -193,6 +203,18 @@ var sinkKinds = []SinkKind{
 		},
 		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
 			return eventbridge.New(*s.EventBridge, eventbridge.WithLogger(d.Log))
+		},
+	},
+	{
+		Type:     "nats",
+		required: true,
+		section:  field(func(s *Sink) **natssink.Config { return &s.NATS }),
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			opts := []natssink.Option{natssink.WithConn(d.NATS), natssink.WithLogger(d.Log)}
+			if d.SubjectRoot != "" {
+				opts = append(opts, natssink.WithSubjectRoot(d.SubjectRoot))
+			}
+			return natssink.New(*s.NATS, opts...)
 		},
 	},
 }
