@@ -226,7 +226,10 @@ func testRBAC(t *testing.T, c *k8stest.Cluster, dyn dynamic.Interface) {
 		do   func() error
 	}{
 		{"list brokers", func() error { _, err := sa.Resource(brokers).Namespace(ns).List(ctx, metav1.ListOptions{}); return err }},
-		{"watch brokers", func() error { _, err := sa.Resource(brokers).Namespace(ns).Watch(ctx, metav1.ListOptions{}); return err }},
+		{"watch brokers", func() error {
+			_, err := sa.Resource(brokers).Namespace(ns).Watch(ctx, metav1.ListOptions{})
+			return err
+		}},
 		{"patch a broker", func() error {
 			_, err := sa.Resource(brokers).Namespace(ns).Patch(ctx, "default", types.MergePatchType, patch, metav1.PatchOptions{})
 			return err
@@ -238,13 +241,19 @@ func testRBAC(t *testing.T, c *k8stest.Cluster, dyn dynamic.Interface) {
 		{"delete a knative service", func() error {
 			return sa.Resource(ksvcs).Namespace(ns).Delete(ctx, "hello", metav1.DeleteOptions{})
 		}},
-		{"list services", func() error { _, err := sa.Resource(services).Namespace(ns).List(ctx, metav1.ListOptions{}); return err }},
+		{"list services", func() error {
+			_, err := sa.Resource(services).Namespace(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}},
 		{"create a service", func() error {
 			obj := object("Service", "v1", "other", map[string]any{"ports": []any{map[string]any{"port": int64(80)}}})
 			_, err := sa.Resource(services).Namespace(ns).Create(ctx, obj, metav1.CreateOptions{})
 			return err
 		}},
-		{"get a secret", func() error { _, err := sa.Resource(secrets).Namespace(ns).Get(ctx, "credentials", metav1.GetOptions{}); return err }},
+		{"get a secret", func() error {
+			_, err := sa.Resource(secrets).Namespace(ns).Get(ctx, "credentials", metav1.GetOptions{})
+			return err
+		}},
 		{"list secrets", func() error { _, err := sa.Resource(secrets).Namespace(ns).List(ctx, metav1.ListOptions{}); return err }},
 		{"get a configmap", func() error {
 			_, err := sa.Resource(configmaps).Namespace("kube-system").Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{})

@@ -368,4 +368,3 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
-
