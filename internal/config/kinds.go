@@ -11,6 +11,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/httpsink"
+	"github.com/vrelay/vrelay/consumers/knative"
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/producers"
@@ -43,10 +44,11 @@ type Source struct {
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log.
-	Type string           `yaml:"type"`
-	HTTP *httpsink.Config `yaml:"http"`
-	Log  *logsink.Config  `yaml:"log"`
+	// Type is one of: http, log, knative.
+	Type    string           `yaml:"type"`
+	HTTP    *httpsink.Config `yaml:"http"`
+	Log     *logsink.Config  `yaml:"log"`
+	Knative *knative.Config  `yaml:"knative"`
 }
 
 // SourceDeps is what building a source takes besides its configuration.
@@ -175,6 +177,20 @@ var sinkKinds = []SinkKind{
 		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
 		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
 			return logsink.New(*s.Log)
+		},
+	},
+	{
+		Type:     "knative",
+		required: true,
+		section:  field(func(s *Sink) **knative.Config { return &s.Knative }),
+		check: func(s Sink, d consumers.Delivery) error {
+			if t := s.Knative.Timeout; t > d.SendTimeout {
+				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
+			}
+			return nil
+		},
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			return knative.New(*s.Knative, knative.WithLogger(d.Log))
 		},
 	},
 }
