@@ -213,3 +213,35 @@ func TestNewWithoutClusterFailsClearly(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestRelativeURI checks that uri joins the ref's address as Knative joins
+// them (RFC 3986 reference resolution, url.ResolveReference).
+func TestRelativeURI(t *testing.T) {
+	tests := []struct {
+		name, base, uri, want string
+	}{
+		{name: "absolute path and query", base: "/ns/default", uri: "/hello?filter=test", want: "/hello?filter=test"},
+		{name: "relative path under a folder", base: "/ns/default/", uri: "hello?x=1", want: "/ns/default/hello?x=1"},
+		{name: "relative path beside a file", base: "/ns/default", uri: "hello", want: "/ns/hello"},
+		{name: "query only", base: "/ns/default", uri: "?filter=test", want: "/ns/default?filter=test"},
+		{name: "no uri", base: "/ns/default", want: "/ns/default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReceiver(t)
+			s, err := knative.New(knative.Config{
+				Ref: &knative.Ref{APIVersion: "eventing.knative.dev/v1", Kind: "Broker", Name: "default", Namespace: "ns"},
+				URI: tt.uri,
+			}, knative.WithResolver(&fakeResolver{addr: r.URL + tt.base}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(t.Context(), newEvent()); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.got(); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("address %s + uri %q: receiver got %q, want %q", tt.base, tt.uri, got, tt.want)
+			}
+		})
+	}
+}
