@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,14 @@ type Option func(*options)
 type options struct {
 	client *http.Client
 	logger *slog.Logger
+	retry  []int
+}
+
+// WithRetryableStatus makes the given 4xx status codes retryable, on top of
+// 408 and 429. The Knative sink passes 404 and 409, as Knative's delivery
+// spec retries them (a revision or a broker may not be ready yet).
+func WithRetryableStatus(codes ...int) Option {
+	return func(o *options) { o.retry = append(o.retry, codes...) }
 }
 
 // WithHTTPClient makes the sink send through c, for instance to add
@@ -68,9 +77,9 @@ func WithLogger(l *slog.Logger) Option {
 // Sink POSTs each event to one URL as a CloudEvent. It is safe for
 // concurrent use.
 type Sink struct {
-	url        string
-	target     string // url with any query redacted, for error messages
+	url        *url.URL
 	structured bool
+	retry      []int // extra retryable statuses
 	header     http.Header
 	authz      secret.Value
 	scrub      []secret.Value // removed from quoted response bodies
@@ -99,9 +108,9 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		return nil, cfgerr.New("url", "not a URL")
 	}
 	s := &Sink{
-		url:        cfg.URL,
-		target:     redactURL(u),
+		url:        u,
 		structured: cfg.Mode == ModeStructured,
+		retry:      o.retry,
 		header:     make(http.Header, len(cfg.Headers)),
 		timeout:    cfg.Timeout,
 	}
@@ -131,26 +140,38 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		return nil, err
 	}
 	if cfg.TLS.SkipTLSVerify {
-		o.logger.Warn("http sink does not verify the server certificate", "url", s.target)
+		o.logger.Warn("http sink does not verify the server certificate", "url", redactURL(s.url))
 	}
 	return s, nil
 }
 
 // Send POSTs ev once and classifies the outcome per the [consumers.Sink]
 // contract: nil on 2xx; a retryable error on transport failures, timeouts,
-// 408, 429 and 5xx, wrapped with [consumers.RetryAfter] when the response
+// 408, 429, 5xx and the statuses of [WithRetryableStatus], wrapped with [consumers.RetryAfter] when the response
 // has a valid Retry-After; [consumers.Permanent] on any other status,
 // redirects included. Status failures wrap a [*StatusError]. The attempt is
 // bounded by ctx and by Config.Timeout, whichever ends first. Errors never
 // hold credentials or the URL's query.
 func (s *Sink) Send(ctx context.Context, ev event.Event) error {
+	return s.SendTo(ctx, s.url, ev)
+}
+
+// SendTo is [Sink.Send] to target instead of Config.URL, with every other
+// setting of the sink: for a sink whose address is found at run time (the
+// Knative sink resolves it through the Kubernetes API). target must be an
+// absolute http or https URL; the caller must not modify it afterwards.
+func (s *Sink) SendTo(ctx context.Context, target *url.URL, ev event.Event) error {
 	sendCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(sendCtx, http.MethodPost, s.url, nil)
-	if err != nil { // New parsed the URL already
-		return consumers.Permanent(fmt.Errorf("build request for %s", s.target))
+	if target == nil || !target.IsAbs() || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
+		return consumers.Permanent(errors.New("target is not an absolute http or https URL"))
 	}
+	req, err := http.NewRequestWithContext(sendCtx, http.MethodPost, "", nil)
+	if err != nil {
+		return consumers.Permanent(fmt.Errorf("build request for %s: %w", redactURL(target), err))
+	}
+	req.URL = target
 	if s.structured {
 		err = writeStructured(sendCtx, req, &ev)
 	} else {
@@ -170,7 +191,7 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = s.target
+			ue.URL = redactURL(target)
 		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return fmt.Errorf("no response within %s: %w", s.timeout, err)
@@ -194,7 +215,7 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 2*maxSnippet)) // a short read still makes a snippet
 	serr.Body = snippet(b, s.scrub)
 
-	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
+	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 || slices.Contains(s.retry, code) {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return consumers.RetryAfter(serr, d)
 		}

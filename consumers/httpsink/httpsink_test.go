@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -398,5 +399,61 @@ func BenchmarkSend(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestSendToAndRetryableStatus(t *testing.T) {
+	var paths sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths.Store(r.URL.RequestURI(), true)
+		switch r.URL.Path {
+		case "/missing":
+			http.Error(w, "no revision yet", http.StatusNotFound)
+		case "/conflict":
+			http.Error(w, "busy", http.StatusConflict)
+		case "/gone":
+			http.Error(w, "gone", http.StatusGone)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	s := newSink(t, httpsink.Config{URL: srv.URL + "/configured"},
+		httpsink.WithRetryableStatus(http.StatusNotFound, http.StatusConflict))
+
+	tests := []struct {
+		name          string
+		path          string
+		wantErr       bool
+		wantPermanent bool
+	}{
+		{name: "delivered to the given target", path: "/hello?filter=test"},
+		{name: "404 made retryable", path: "/missing", wantErr: true},
+		{name: "409 made retryable", path: "/conflict", wantErr: true},
+		{name: "other 4xx stays permanent", path: "/gone", wantErr: true, wantPermanent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := url.Parse(srv.URL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.SendTo(t.Context(), u, newEvent())
+			if (err != nil) != tt.wantErr || consumers.IsPermanent(err) != tt.wantPermanent {
+				t.Fatalf("SendTo(%s): got %v (permanent %v), want error %v, permanent %v",
+					tt.path, err, consumers.IsPermanent(err), tt.wantErr, tt.wantPermanent)
+			}
+			if _, ok := paths.Load(tt.path); !ok {
+				t.Errorf("server did not get a request for %s", tt.path)
+			}
+		})
+	}
+	if _, ok := paths.Load("/configured"); ok {
+		t.Errorf("SendTo sent to the configured URL, want only the given targets")
+	}
+
+	err := s.SendTo(t.Context(), &url.URL{Path: "/relative"}, newEvent())
+	if !consumers.IsPermanent(err) {
+		t.Errorf("SendTo(a relative URL): got %v, want a permanent error", err)
 	}
 }

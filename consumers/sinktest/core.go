@@ -93,6 +93,10 @@ type Features struct {
 	// revision may not be ready yet (knative SelectiveRetry). Otherwise a 404
 	// must be permanent like any other 4xx. Only [Run] reads it.
 	Retry404 bool
+
+	// Retry409 says an HTTP 409 is retryable, as Knative's delivery spec
+	// has it. Otherwise a 409 must be permanent. Only [Run] reads it.
+	Retry409 bool
 }
 
 // guard bounds how long the suite waits for something that should happen

@@ -39,8 +39,9 @@
 //     [consumers.IsPermanent], after exactly one request.
 //   - 429 and 503 with Retry-After, as seconds and as an HTTP-date, give an
 //     error for which [consumers.RetryAfterDelay] reports the delay.
-//   - 400, 401, 403, 409, 413 and 422, and 404 unless [Features.Retry404],
-//     give [consumers.IsPermanent].
+//   - 400, 401, 403, 413 and 422, 404 unless [Features.Retry404] and 409
+//     unless [Features.Retry409], give [consumers.IsPermanent]; with those
+//     features, 404 and 409 give a retryable error.
 //   - Every non-2xx error names the status code, so dead letters say why.
 //   - Connection refused gives a retryable error.
 //   - The CloudEvent id reaches the receiver (the ce-id header in binary mode,

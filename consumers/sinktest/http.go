@@ -156,6 +156,12 @@ func testRetryable(t *testing.T, newSink func(*testing.T, string) consumers.Sink
 			status int
 		}{name: "404", status: http.StatusNotFound})
 	}
+	if f.Retry409 {
+		tests = append(tests, struct {
+			name   string
+			status int
+		}{name: "409", status: http.StatusConflict})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -229,7 +235,6 @@ func testPermanent(t *testing.T, newSink func(*testing.T, string) consumers.Sink
 		{name: "400", status: http.StatusBadRequest},
 		{name: "401", status: http.StatusUnauthorized},
 		{name: "403", status: http.StatusForbidden},
-		{name: "409", status: http.StatusConflict},
 		{name: "413", status: http.StatusRequestEntityTooLarge},
 		{name: "422", status: http.StatusUnprocessableEntity},
 	}
@@ -238,6 +243,12 @@ func testPermanent(t *testing.T, newSink func(*testing.T, string) consumers.Sink
 			name   string
 			status int
 		}{name: "404", status: http.StatusNotFound})
+	}
+	if !f.Retry409 {
+		tests = append(tests, struct {
+			name   string
+			status int
+		}{name: "409", status: http.StatusConflict})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

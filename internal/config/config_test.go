@@ -182,6 +182,17 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"routes[0].sink.http.timeout: 40s exceeds delivery.sendTimeout (30s)"},
 		},
 		{
+			name: "knative destination problems",
+			yaml: "routes:\n  - {name: r, sink: {type: knative, knative: {uri: 'http://x/abs', ref: {kind: Broker, name: default}}}}\n  - {name: s, sink: {type: knative, knative: {}}}\n  - {name: t, sink: {type: knative}}\n  - {name: u, sink: {type: knative, knative: {uri: 'http://x', timeout: 40s}}}\n",
+			want: []string{
+				"routes[0].sink.knative.ref.apiVersion: is required",
+				"routes[0].sink.knative.uri: with ref it must be relative",
+				"routes[1].sink.knative: set ref, uri or both",
+				"routes[2].sink.knative: is required with type knative",
+				"routes[3].sink.knative.timeout: 40s exceeds delivery.sendTimeout (30s)",
+			},
+		},
+		{
 			name: "batches for a sink that sends one event per request",
 			yaml: "routes:\n  - {name: r, sink: {type: http, http: {url: 'http://x'}}, delivery: {maxBatch: 10}}\n  - {name: l, sink: {type: log}, delivery: {maxBatch: 10}}\n",
 			want: []string{"routes[0].delivery.maxBatch: is 10, but a http sink sends one event per request"},

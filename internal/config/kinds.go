@@ -13,6 +13,7 @@ import (
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/consumers/eventbridge"
 	"github.com/vrelay/vrelay/consumers/httpsink"
+	"github.com/vrelay/vrelay/consumers/knative"
 	"github.com/vrelay/vrelay/consumers/logsink"
 	"github.com/vrelay/vrelay/consumers/natssink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
@@ -46,10 +47,13 @@ type Source struct {
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log, eventbridge, nats.
+	// Type is one of: http, log, knative, eventbridge, nats.
 	Type string           `yaml:"type"`
 	HTTP *httpsink.Config `yaml:"http"`
 	Log  *logsink.Config  `yaml:"log"`
+	// Knative delivers to a Knative Destination: a ref resolved through
+	// the Kubernetes API, a URI, or both.
+	Knative *knative.Config `yaml:"knative"`
 	// EventBridge puts events on an Amazon EventBridge bus (PutEvents).
 	EventBridge *eventbridge.Config `yaml:"eventbridge"`
 	// NATS republishes events to a NATS subject.
@@ -188,6 +192,20 @@ var sinkKinds = []SinkKind{
 		section: field(func(s *Sink) **logsink.Config { return &s.Log }),
 		build: func(s Sink, _ SinkDeps) (consumers.Sink, error) {
 			return logsink.New(*s.Log)
+		},
+	},
+	{
+		Type:     "knative",
+		required: true,
+		section:  field(func(s *Sink) **knative.Config { return &s.Knative }),
+		check: func(s Sink, d consumers.Delivery) error {
+			if t := s.Knative.Timeout; t > d.SendTimeout {
+				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
+			}
+			return nil
+		},
+		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
+			return knative.New(*s.Knative, knative.WithLogger(d.Log))
 		},
 	},
 	{
