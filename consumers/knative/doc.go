@@ -10,7 +10,9 @@
 // the object's status.address.url (a Broker, a Knative Service, any
 // addressable), or for a plain v1 Service to
 // http://<name>.<namespace>.svc.cluster.local/. It needs get on that one
-// resource (deploy/kubernetes/rbac.yaml) and the discovery endpoints. The
+// resource (deploy/kubernetes/rbac.yaml); the kind is mapped to its
+// resource as Knative does it (lower-cased and pluralised), without
+// discovery. The
 // address is resolved by the first send and cached; after a retryable
 // delivery failure or a failed resolution the next send resolves again, at
 // most once per second. A uri alone needs no Kubernetes at all.

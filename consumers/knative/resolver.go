@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 )
 
 // Resolver finds the address of an addressable object. Resolve blocks until
@@ -42,12 +38,13 @@ var ErrNotReady = errors.New("not ready: no status.address.url")
 // KubeResolver resolves refs through the Kubernetes API with a dynamic
 // client: status.address.url of the object, or for a plain v1 Service its
 // cluster DNS name, http://<name>.<namespace>.svc.cluster.local/ (Knative's
-// rule; the Service must exist). Kinds are mapped to resources through
-// discovery, cached, and refreshed when a kind is not found.
+// rule; the Service must exist). A kind is mapped to its resource the way
+// Knative's own resolver does it (apis.KindToResource): the lower-cased,
+// pluralised kind, as every CRD of an addressable kind names it. It needs
+// no discovery, whose client would link in every built-in API type and
+// double vrelay's idle memory.
 type KubeResolver struct {
 	client dynamic.Interface
-	mapper *restmapper.DeferredDiscoveryRESTMapper
-	mu     sync.Mutex // serialises refreshes of mapper
 }
 
 // NewKubeResolver returns a resolver using cfg. It makes no call yet.
@@ -56,14 +53,7 @@ func NewKubeResolver(cfg *rest.Config) (*KubeResolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes discovery client: %w", err)
-	}
-	return &KubeResolver{
-		client: client,
-		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
-	}, nil
+	return &KubeResolver{client: client}, nil
 }
 
 // Resolve returns the address of ref. Errors name the object and wrap
@@ -74,17 +64,13 @@ func (r *KubeResolver) Resolve(ctx context.Context, ref Ref) (*url.URL, error) {
 		return nil, fmt.Errorf("resolve %s: %w", ref, err)
 	}
 	gvk := gv.WithKind(ref.Kind)
-	mapping, err := r.mapping(gvk)
-	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return nil, fmt.Errorf("resolve %s: kind %w in the API (are its CRDs installed?)", ref, ErrNotFound)
-		}
-		return nil, fmt.Errorf("resolve %s: map kind to resource: %w", ref, err)
-	}
-	obj, err := r.client.Resource(mapping.Resource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	resource, _ := meta.UnsafeGuessKindToResource(gvk)
+	obj, err := r.client.Resource(resource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("resolve %s: object %w", ref, ErrNotFound)
+			// The object, or its kind (CRDs not installed): the API
+			// server answers 404 to both.
+			return nil, fmt.Errorf("resolve %s: object or kind %w (are its CRDs installed?)", ref, ErrNotFound)
 		}
 		return nil, fmt.Errorf("resolve %s: %w", ref, err)
 	}
@@ -112,17 +98,4 @@ func addressOf(obj *unstructured.Unstructured, ref Ref) (*url.URL, error) {
 		return nil, fmt.Errorf("resolve %s: %w (status.address.url %q is not an absolute http or https URL)", ref, ErrNotReady, raw)
 	}
 	return u, nil
-}
-
-// mapping maps gvk to its resource from the cached discovery, refreshing
-// the cache once when the kind is unknown (a CRD installed since).
-func (r *KubeResolver) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, err := r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
-		r.mapper.Reset()
-		m, err = r.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	}
-	return m, err
 }
