@@ -104,7 +104,7 @@ func TestReplayKeepsOrigin(t *testing.T) {
 	if a, b := again.Header.Get(streams.HeaderMsgID), dl.Header.Get(streams.HeaderMsgID); a == b {
 		t.Errorf("dead letter of the replay has the first one's Nats-Msg-Id %q", a)
 	}
-	if err := msg.Ack(); err != nil {
+	if err := msg.DoubleAck(ctx); err != nil { // confirmed, so the count below is not a race
 		t.Fatal(err)
 	}
 	s, _ := js.Stream(ctx, streams.ReplayStream)
