@@ -257,3 +257,39 @@ func TestClusterLeaseFailover(t *testing.T) {
 
 	checkContiguous(t, storedIDs(t, js), "ctr:", 30)
 }
+
+// TestClusterLeaseSurvivesBucketLeaderLoss: the NATS node leading the
+// lease bucket goes away while a replica holds a lease; renewals fail for
+// the election and then succeed, and the source keeps running, without
+// a second run, all the while.
+func TestClusterLeaseSurvivesBucketLeaderLoss(t *testing.T) {
+	const ttl = 3 * time.Second
+	c := natstest.StartCluster(t)
+	_, js := clusterConn(t, c)
+	ensureCluster(t, js, 3, ttl)
+
+	_, rjs := clusterConn(t, c)
+	leases, err := producers.NewLeases(t.Context(), rjs, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &ctxSource{}
+	r := producers.NewRunner(producers.WithLeases(leases))
+	if err := r.AddPolling("vcenter", "vc01", src, nopPublisher{}); err != nil {
+		t.Fatal(err)
+	}
+	startRunner(t, r)
+	waitFor(t, "running", func() bool { return status(r, "vc01").State == producers.StateRunning })
+
+	leader := c.StreamLeader("KV_" + streams.LeaseBucket)
+	if leader < 0 {
+		t.Fatal("no leader of the lease bucket")
+	}
+	c.Stop(leader)
+	t.Logf("stopped node %d, the leader of the lease bucket", leader)
+	time.Sleep(2 * ttl)
+	runs, causes := src.snapshot()
+	if s := status(r, "vc01"); s.State != producers.StateRunning || runs != 1 || len(causes) != 0 {
+		t.Errorf("after the bucket's leader loss: state %s, %d runs, causes %v; want running, 1 run, none", s.State, runs, causes)
+	}
+}

@@ -1,6 +1,7 @@
 package producers
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -109,6 +110,17 @@ func (l *Leases) TryAcquire(ctx context.Context, key string) (*Lease, LeaseValue
 		if jerr := json.Unmarshal(e.Value(), &cur); jerr != nil {
 			cur.Holder = "unknown"
 		}
+		if cur.Holder == l.holder {
+			// Ours: an earlier Create or renewal was stored but its
+			// answer lost (a leader election). Identities are unique per
+			// process and a process asks for a key from one goroutine,
+			// so nobody else can be using it: take it back at once
+			// rather than wait out the TTL.
+			rev, uerr := l.kv.Update(ctx, key, val, e.Revision())
+			if uerr == nil {
+				return &Lease{l: l, key: key, value: val, rev: rev, renewed: now}, LeaseValue{}, nil
+			}
+		}
 	}
 	return nil, cur, nil
 }
@@ -120,16 +132,30 @@ func (l *Leases) TryAcquire(ctx context.Context, key string) (*Lease, LeaseValue
 func (ls *Lease) Renew(ctx context.Context) error {
 	now := time.Now()
 	rev, err := ls.l.kv.Update(ctx, ls.key, ls.value, ls.rev)
+	if isConflict(err) {
+		// A renewal whose answer was lost may have been stored: the key
+		// then still holds exactly this lease's value (its acquired-at
+		// time makes it unique) under a later revision.
+		if e, gerr := ls.l.kv.Get(ctx, ls.key); gerr == nil && bytes.Equal(e.Value(), ls.value) && e.Revision() > ls.rev {
+			ls.rev = e.Revision()
+			rev, err = ls.l.kv.Update(ctx, ls.key, ls.value, ls.rev)
+		}
+	}
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) ||
-			(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		if isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("renew lease %s: %w: %w", ls.key, ErrLeaseLost, err)
 		}
 		return fmt.Errorf("renew lease %s: %w", ls.key, err)
 	}
 	ls.rev, ls.renewed = rev, now
 	return nil
+}
+
+// isConflict reports a compare-and-set that found another revision.
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return err != nil && (errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence))
 }
 
 // Expires returns when the lease runs out unless renewed.
