@@ -50,8 +50,18 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	}
 	defer shutdownNATS()
 
+	// An ack that does not come is given up after this and the event sent
+	// again with its Nats-Msg-Id. On a cluster, a publish sent to a stream
+	// leader that just went away is never answered, while the election
+	// takes about a second: wait less there, so that a rolling restart of
+	// NATS stalls the sources for seconds, not tens of seconds. A retry of
+	// an event that was stored after all is dropped as a duplicate.
+	ackTimeout := 10 * time.Second
+	if cfg.NATS.External != nil {
+		ackTimeout = 3 * time.Second
+	}
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncTimeout(10*time.Second),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
 		jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
