@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/internal/natstest"
 	"github.com/vrelay/vrelay/producers"
@@ -168,7 +169,11 @@ func TestRunnerLeases(t *testing.T) {
 	srcA, srcB := &ctxSource{}, &ctxSource{}
 	hookA, hookB := &ctxSource{}, &ctxSource{}
 	ra := producers.NewRunner(producers.WithLeases(la))
-	rb := producers.NewRunner(producers.WithLeases(lb))
+	reg := prometheus.NewRegistry()
+	rb := producers.NewRunner(producers.WithLeases(lb), producers.WithMetrics(producers.NewMetrics(reg)))
+	standbyGauge := func() float64 {
+		return gaugeValue(t, reg, "vrelay_source_standby")
+	}
 	for _, err := range []error{
 		ra.AddPolling("vcenter", "vc01", srcA, nopPublisher{}), ra.Add("webhook", "hooks", hookA, nopPublisher{}),
 	} {
@@ -189,6 +194,9 @@ func TestRunnerLeases(t *testing.T) {
 	if got := status(rb, "vc01").Holder; got != "a" {
 		t.Errorf("standby holder: got %q, want a", got)
 	}
+	if got := standbyGauge(); got != 1 {
+		t.Errorf("vrelay_source_standby while standby: got %v, want 1", got)
+	}
 	waitFor(t, "webhook on both", func() bool {
 		return status(ra, "hooks").State == producers.StateRunning && status(rb, "hooks").State == producers.StateRunning
 	})
@@ -197,6 +205,9 @@ func TestRunnerLeases(t *testing.T) {
 	}
 	_ = stopA()
 	waitFor(t, "b takes over after a's release", func() bool { return status(rb, "vc01").State == producers.StateRunning })
+	if got := standbyGauge(); got != 0 {
+		t.Errorf("vrelay_source_standby after the takeover: got %v, want 0", got)
+	}
 	if runs, _ := srcA.snapshot(); runs != 1 {
 		t.Errorf("a ran vc01 %d times, want 1", runs)
 	}
@@ -234,4 +245,27 @@ func TestRunnerLeaseLostCancelsSource(t *testing.T) {
 	if s := status(r, "vc01"); s.Restarts != 0 || s.LastError != nil {
 		t.Errorf("status after a lost lease: %+v, want no restart and no error", s)
 	}
+}
+
+// gaugeValue reads the gauge name of the source vc01 from reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "source" && l.GetValue() == "vc01" {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s series for vc01", name)
+	return 0
 }

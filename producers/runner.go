@@ -67,8 +67,8 @@ var errRunnerStarted = errors.New("producers: runner already started")
 // and shown by [Runner.Status], and never takes the other sources down.
 //
 // Create it with [NewRunner], [Runner.Add] every source, then call
-// [Runner.Run] once. [WithLogger], [WithMetrics] and [WithRestartBackoff]
-// apply; the other options are ignored.
+// [Runner.Run] once. [WithLogger], [WithMetrics], [WithRestartBackoff] and
+// [WithLeases] apply; the other options are ignored.
 type Runner struct {
 	log     *slog.Logger
 	metrics *Metrics
@@ -282,6 +282,7 @@ func (r *Runner) acquire(ctx context.Context, u *unit, log *slog.Logger) *Lease 
 		switch {
 		case lease != nil:
 			log.Info("lease acquired; running the source", "lease", key, "holder", r.leases.Holder())
+			r.metrics.sourceStandby(u.provider, u.name, false)
 			return lease
 		case err != nil:
 			if ctx.Err() == nil {
@@ -290,6 +291,7 @@ func (r *Runner) acquire(ctx context.Context, u *unit, log *slog.Logger) *Lease 
 		case cur.Holder != lastHolder:
 			lastHolder = cur.Holder
 			log.Info("standby: another replica holds the lease", "lease", key, "holder", cur.Holder)
+			r.metrics.sourceStandby(u.provider, u.name, true)
 			r.update(u, func(s *SourceStatus) {
 				if s.State != StateStandby {
 					s.Since = time.Now()
@@ -298,6 +300,7 @@ func (r *Runner) acquire(ctx context.Context, u *unit, log *slog.Logger) *Lease 
 			})
 		}
 		if !backoff.Sleep(ctx, every) {
+			r.metrics.sourceStandby(u.provider, u.name, false)
 			return nil
 		}
 	}
