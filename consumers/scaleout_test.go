@@ -3,8 +3,10 @@ package consumers_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -62,3 +64,81 @@ func TestReplicasShareRouteConsumer(t *testing.T) {
 	}
 	t.Logf("replica a delivered %d, replica b %d", a.n.Load(), b.n.Load())
 }
+
+// TestKilledReplicaRedeliversOnlyItsInFlight: one of two replicas of a
+// route dies (its connection drops mid-stream). Every event is delivered;
+// an event delivered twice is one the dead replica had sent without
+// acknowledging, which the other gets after AckWait.
+func TestKilledReplicaRedeliversOnlyItsInFlight(t *testing.T) {
+	nc, js := natstest.Run(t)
+	_, jsA := natstest.Connect(t, nc.ConnectedUrl())
+	ncA := jsA.Conn()
+	shared := newScriptSink()
+	a, b := &replicaSink{shared: shared}, &replicaSink{shared: shared}
+	var sentByA sync.Map
+	aSink := sinkFunc(func(ctx context.Context, ev event.Event) error {
+		sentByA.Store(ev.ID(), true)
+		return a.Send(ctx, ev)
+	})
+	d := fastDelivery()
+	d.SendTimeout, d.AckWait = 500*time.Millisecond, time.Second
+	r := consumers.Route{Name: "shared", Delivery: d}
+	da, err := consumers.NewDispatcher(jsA, r, aSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, cancelA := context.WithCancel(t.Context())
+	doneA := make(chan struct{})
+	go func() { _ = da.Run(ctxA); close(doneA) }()
+	start(t, js, r, b)
+
+	ids := make([]string, 400)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	publish(t, js, ids...)
+	got := waitDelivered(t, shared, 150)
+	ncA.Close() // the crash mid-stream: no ack, no drain
+	cancelA()
+	<-doneA
+	// The rest, plus any redelivery of what a had in flight.
+	deadline := time.After(30 * time.Second)
+	for missing := func() bool {
+		for _, id := range ids {
+			if got[id] == 0 {
+				return true
+			}
+		}
+		return false
+	}; missing(); {
+		select {
+		case id := <-shared.notify:
+			got[id]++
+		case <-deadline:
+			t.Fatalf("not every event delivered after the crash: %v", got)
+		}
+	}
+	time.Sleep(2 * d.AckWait) // let any late redelivery show
+	for drained := false; !drained; {
+		select {
+		case id := <-shared.notify:
+			got[id]++
+		default:
+			drained = true
+		}
+	}
+	dups := 0
+	for id, n := range got {
+		if n > 1 {
+			dups += n - 1
+			if _, ok := sentByA.Load(id); !ok {
+				t.Errorf("event %s delivered %d times but the dead replica never sent it", id, n)
+			}
+		}
+	}
+	t.Logf("replica a delivered %d before its crash, b %d; %d duplicates, all from a's in-flight window", a.n.Load(), b.n.Load(), dups)
+}
+
+type sinkFunc func(context.Context, event.Event) error
+
+func (f sinkFunc) Send(ctx context.Context, ev event.Event) error { return f(ctx, ev) }
