@@ -227,7 +227,8 @@ func (r *replica) state() producers.SourceState { return status(r.runner, "vc01"
 
 // TestClusterLeaseFailover: two replicas on an R3 cluster, one polling
 // source. A SIGTERM of the holder hands over at once, a crash within
-// about one TTL; the stream holds every id once, without a gap.
+// about one TTL, and the loss of the stream's leader node does not stop
+// the holder; the stream holds every id once, without a gap.
 func TestClusterLeaseFailover(t *testing.T) {
 	const ttl = time.Second
 	c := natstest.StartCluster(t)
@@ -253,6 +254,18 @@ func TestClusterLeaseFailover(t *testing.T) {
 	waitFor(t, "a2 takes over after b's crash", func() bool { return a2.state() == producers.StateRunning })
 	t.Logf("takeover after a crash (lease expired, TTL %s): %s", ttl, time.Since(t0).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
+
+	// The NATS node leading the event stream goes away while a2 publishes.
+	leader := c.StreamLeader(streams.EventStream)
+	if leader < 0 {
+		t.Fatal("no stream leader")
+	}
+	c.Stop(leader)
+	t.Logf("stopped node %d, the leader of %s", leader, streams.EventStream)
+	time.Sleep(2 * time.Second)
+	if s := a2.state(); s != producers.StateRunning {
+		t.Errorf("a2 after the stream leader's loss: %s, want running", s)
+	}
 	a2.stop()
 
 	checkContiguous(t, storedIDs(t, js), "ctr:", 30)
