@@ -19,6 +19,16 @@
 // state ([Runner.Status], for /readyz), and restarts with a backoff a
 // source whose Run returned, while the others go on.
 //
+// With several replicas on one NATS cluster, a source that polls an
+// upstream system is added with [Runner.AddPolling] to a runner built
+// [WithLeases]: it runs only on the replica that holds its [Lease] in the
+// KV bucket streams.LeaseBucket (acquired with Create, renewed with
+// Update on its revision every TTL/3, released with Delete on its last
+// revision after the source returned). Elsewhere it shows as
+// [StateStandby] with the holder. A lost lease cancels the source's
+// context at once with [ErrLeaseLost]; the checkpoint's compare-and-set
+// ([ErrCheckpointConflict]) fences whatever a stale holder still writes.
+//
 //	pub := producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
 //	err := pub.Publish(ctx, producers.Records(ev)...)
 //
@@ -27,6 +37,10 @@
 //		return err
 //	}
 //	err = r.Run(ctx) // returns ctx.Err() once every source returned
+//
+//	leases, err := producers.NewLeases(ctx, js, producers.Identity())
+//	r := producers.NewRunner(producers.WithLeases(leases))
+//	err = r.AddPolling("vcenter", "vc01", vc, pub)
 //
 // Subpackages hold one Source each: webhook (CloudEvents over HTTP),
 // vcenter (a vCenter's event history), vcsim (a simulated vCenter) and

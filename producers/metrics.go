@@ -10,6 +10,7 @@ type Metrics struct {
 	errors     *prometheus.CounterVec
 	up         *prometheus.GaugeVec
 	restarts   *prometheus.CounterVec
+	standby    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the producer metrics with reg.
@@ -35,8 +36,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vrelay_source_restarts_total",
 			Help: "Times a source was run again after it failed; each failure is logged with its error.",
 		}, []string{"provider", "source"}),
+		standby: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrelay_source_standby",
+			Help: "1 while a polling source waits because another replica holds its lease, else 0.",
+		}, []string{"provider", "source"}),
 	}
-	reg.MustRegister(m.events, m.duplicates, m.errors, m.up, m.restarts)
+	reg.MustRegister(m.events, m.duplicates, m.errors, m.up, m.restarts, m.standby)
 	return m
 }
 
@@ -64,6 +69,18 @@ func (m *Metrics) sourceAdded(provider, source string) {
 	}
 	m.up.WithLabelValues(provider, source).Set(0)
 	m.restarts.WithLabelValues(provider, source)
+	m.standby.WithLabelValues(provider, source).Set(0)
+}
+
+func (m *Metrics) sourceStandby(provider, source string, standby bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if standby {
+		v = 1
+	}
+	m.standby.WithLabelValues(provider, source).Set(v)
 }
 
 func (m *Metrics) sourceUp(provider, source string, up bool) {

@@ -16,6 +16,7 @@ type options struct {
 	publishRetryWait time.Duration
 	restartMin       time.Duration
 	restartMax       time.Duration
+	leases           *Leases
 }
 
 func newOptions(opts []Option) options {
@@ -74,3 +75,10 @@ func WithRestartBackoff(initial, max time.Duration) Option {
 		}
 	}
 }
+
+// WithLeases makes a [Runner] run each source added with
+// [Runner.AddPolling] only while this replica holds its lease, so that of
+// several replicas exactly one polls each upstream system. Default: no
+// leases (one replica, the embedded server): a polling source runs like
+// any other.
+func WithLeases(l *Leases) Option { return func(o *options) { o.leases = l } }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vrelay/vrelay/internal/backoff"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // SourceState is where a source stands in its [Runner].
@@ -22,6 +23,10 @@ const (
 	// source that cannot log in is running, and says so in its log and
 	// metrics).
 	StateRunning SourceState = "running"
+	// StateStandby: a polling source whose lease another replica holds
+	// (SourceStatus.Holder); it is not running, and runs as soon as this
+	// replica takes the lease.
+	StateStandby SourceState = "standby"
 	// StateFailed: its Run returned before the runner's context was done;
 	// it is run again at SourceStatus.NextStart.
 	StateFailed SourceState = "failed"
@@ -43,6 +48,9 @@ type SourceStatus struct {
 	Since time.Time
 	// NextStart is when a failed source is run again; zero in other states.
 	NextStart time.Time
+	// Holder is who holds the lease of a source in StateStandby: another
+	// replica's identity (see [Identity]); "" in other states.
+	Holder string
 }
 
 // errReturnedEarly is the failure of a source whose Run returned nil while
@@ -59,13 +67,14 @@ var errRunnerStarted = errors.New("producers: runner already started")
 // and shown by [Runner.Status], and never takes the other sources down.
 //
 // Create it with [NewRunner], [Runner.Add] every source, then call
-// [Runner.Run] once. [WithLogger], [WithMetrics] and [WithRestartBackoff]
-// apply; the other options are ignored.
+// [Runner.Run] once. [WithLogger], [WithMetrics], [WithRestartBackoff] and
+// [WithLeases] apply; the other options are ignored.
 type Runner struct {
 	log     *slog.Logger
 	metrics *Metrics
 	minWait time.Duration
 	maxWait time.Duration
+	leases  *Leases
 
 	mu      sync.Mutex
 	started bool
@@ -77,6 +86,7 @@ type unit struct {
 	provider, name string
 	src            Source
 	pub            Publisher
+	polling        bool
 	status         SourceStatus
 }
 
@@ -86,7 +96,7 @@ type unit struct {
 // that fails once a day is not held back a minute.
 func NewRunner(opts ...Option) *Runner {
 	o := newOptions(opts)
-	return &Runner{log: o.log, metrics: o.metrics, minWait: o.restartMin, maxWait: o.restartMax}
+	return &Runner{log: o.log, metrics: o.metrics, minWait: o.restartMin, maxWait: o.restartMax, leases: o.leases}
 }
 
 // Add registers src, which publishes through pub, under provider and name
@@ -94,6 +104,22 @@ func NewRunner(opts ...Option) *Runner {
 // of pub's [Scope]). It must be called before [Runner.Run]; it fails after
 // Run began, or when provider and name are taken.
 func (r *Runner) Add(provider, name string, src Source, pub Publisher) error {
+	return r.add(provider, name, src, pub, false)
+}
+
+// AddPolling is [Runner.Add] for a source that polls an upstream system
+// (vCenter, Horizon): with [WithLeases], it runs only while this replica
+// holds the lease `<provider>.<name>`, and shows as [StateStandby] while
+// another replica does. Its context is cancelled as soon as the lease is
+// lost; the source's checkpoint compare-and-set fences whatever it still
+// writes. When the runner stops, the lease is released once the source
+// returned (so after its last checkpoint), and another replica takes over
+// at once.
+func (r *Runner) AddPolling(provider, name string, src Source, pub Publisher) error {
+	return r.add(provider, name, src, pub, true)
+}
+
+func (r *Runner) add(provider, name string, src Source, pub Publisher, polling bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started {
@@ -104,7 +130,7 @@ func (r *Runner) Add(provider, name string, src Source, pub Publisher) error {
 			return fmt.Errorf("add source %s/%s: a source of that name was added already", provider, name)
 		}
 	}
-	r.units = append(r.units, &unit{provider: provider, name: name, src: src, pub: pub, status: SourceStatus{
+	r.units = append(r.units, &unit{provider: provider, name: name, src: src, pub: pub, polling: polling, status: SourceStatus{
 		Provider: provider, Name: name, State: StateStarting, Since: time.Now(),
 	}})
 	r.metrics.sourceAdded(provider, name)
@@ -153,13 +179,27 @@ func (r *Runner) supervise(ctx context.Context, u *unit) {
 	log := r.log.With("provider", provider, "source", name)
 	failures := 0
 	for {
+		var lease *Lease
+		if u.polling && r.leases != nil {
+			if lease = r.acquire(ctx, u, log); lease == nil {
+				r.update(u, func(s *SourceStatus) {
+					s.State, s.Since, s.NextStart, s.Holder = StateStopped, time.Now(), time.Time{}, ""
+				})
+				return
+			}
+		}
 		began := time.Now()
 		r.update(u, func(s *SourceStatus) {
-			s.State, s.Since, s.NextStart = StateRunning, began, time.Time{}
+			s.State, s.Since, s.NextStart, s.Holder = StateRunning, began, time.Time{}, ""
 		})
 		r.metrics.sourceUp(provider, name, true)
-		err := r.runOnce(ctx, u)
+		err := r.runOnce(ctx, u, lease)
 		r.metrics.sourceUp(provider, name, false)
+		if errors.Is(err, ErrLeaseLost) && ctx.Err() == nil {
+			// Not a failure: another replica runs it now.
+			log.Warn("lease lost; source stopped, waiting for the lease again", "err", err)
+			continue
+		}
 		if ctx.Err() != nil {
 			if err != nil && !errors.Is(err, ctx.Err()) {
 				log.Warn("source stopped with an error", "err", err)
@@ -193,17 +233,77 @@ func (r *Runner) supervise(ctx context.Context, u *unit) {
 	}
 }
 
-// runOnce runs the source once, on a context of its own.
-func (r *Runner) runOnce(ctx context.Context, u *unit) error {
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// TODO(#10): in clustered mode, wrap a polling source (vCenter,
-	// Horizon) in its lease here: wait until this replica holds
-	// `<provider>.<source>` in vrelay_leases, renew it while the source
-	// runs, and cancel rctx when the lease is lost. A source whose run
-	// ended because its lease was lost is not failed: it waits for the
-	// lease again without counting a restart.
-	return u.src.Run(rctx, u.pub)
+// runOnce runs the source once, on a context of its own. With a lease,
+// it renews the lease while the source runs, cancels the source as soon
+// as the lease is lost (and then returns an error wrapping
+// [ErrLeaseLost]), and releases the lease once the source returned.
+func (r *Runner) runOnce(ctx context.Context, u *unit, lease *Lease) error {
+	if lease == nil {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return u.src.Run(rctx, u.pub)
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	held := make(chan error, 1)
+	go func() {
+		err := lease.Hold(rctx)
+		if errors.Is(err, ErrLeaseLost) {
+			cancel(err)
+		}
+		held <- err
+	}()
+	err := u.src.Run(rctx, u.pub)
+	cancel(nil)
+	holdErr := <-held
+	if errors.Is(holdErr, ErrLeaseLost) {
+		return holdErr
+	}
+	// The source returned, after its last checkpoint: hand over at once.
+	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer relCancel()
+	if rerr := lease.Release(relCtx); rerr != nil {
+		r.log.Warn("could not release lease; another replica takes over when it expires",
+			"provider", u.provider, "source", u.name, "err", rerr, "expires", lease.Expires())
+	}
+	return err
+}
+
+// acquire blocks until this replica holds u's lease, showing u as standby
+// meanwhile. It returns nil when ctx is done first.
+func (r *Runner) acquire(ctx context.Context, u *unit, log *slog.Logger) *Lease {
+	key := streams.Token(u.provider) + "." + streams.Token(u.name)
+	// Poll often enough that a lease that expired is taken within about a
+	// tenth of its TTL; a Get per second per standby source costs nothing.
+	every := min(r.leases.TTL()/10, time.Second)
+	lastHolder := ""
+	for {
+		lease, cur, err := r.leases.TryAcquire(ctx, key)
+		switch {
+		case lease != nil:
+			log.Info("lease acquired; running the source", "lease", key, "holder", r.leases.Holder())
+			r.metrics.sourceStandby(u.provider, u.name, false)
+			return lease
+		case err != nil:
+			if ctx.Err() == nil {
+				log.Warn("cannot read the lease; retrying", "lease", key, "err", err)
+			}
+		case cur.Holder != lastHolder:
+			lastHolder = cur.Holder
+			log.Info("standby: another replica holds the lease", "lease", key, "holder", cur.Holder)
+			r.metrics.sourceStandby(u.provider, u.name, true)
+			r.update(u, func(s *SourceStatus) {
+				if s.State != StateStandby {
+					s.Since = time.Now()
+				}
+				s.State, s.NextStart, s.Holder = StateStandby, time.Time{}, cur.Holder
+			})
+		}
+		if !backoff.Sleep(ctx, every) {
+			r.metrics.sourceStandby(u.provider, u.name, false)
+			return nil
+		}
+	}
 }
 
 func (r *Runner) update(u *unit, f func(*SourceStatus)) {

@@ -175,6 +175,14 @@ func (t ClientTLS) config() (*tls.Config, error) {
 // ConnOptions are the options every vrelay connection uses: a name that shows
 // in `nats server report connections`, endless reconnects with a bounded
 // buffer, and connection events in the log.
+//
+// They are tuned for a rolling restart of a NATS cluster: a server in
+// lame-duck mode is logged and left by the client as the server closes it;
+// the client reconnects to another server of the cluster (URLs the cluster
+// gossips included) after a jittered pause of about a second, so that the
+// replicas do not all reconnect at once; what is published meanwhile waits
+// in a reconnect buffer of 8 MiB, and a publish whose ack is lost (a stream
+// leader election) is sent again by the publisher with its Nats-Msg-Id.
 func ConnOptions(log *slog.Logger, name string) []nats.Option {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -183,6 +191,11 @@ func ConnOptions(log *slog.Logger, name string) []nats.Option {
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(8 << 20),
+		nats.LameDuckModeHandler(func(nc *nats.Conn) {
+			log.Info("nats server entering lame-duck mode; reconnecting elsewhere when it closes", "server", nc.ConnectedUrlRedacted())
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)

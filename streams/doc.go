@@ -3,8 +3,10 @@
 // It defines the objects vrelay keeps in JetStream (DESIGN.md §2) — the
 // event stream [EventStream] on `vmware.>`, the dead-letter stream
 // [DLQStream] on `vrelay.dlq.>`, the work-queue replay stream
-// [ReplayStream] on `vrelay.replay.>` and the checkpoint bucket
-// [CheckpointBucket] — and [Ensure], which creates what is missing and
+// [ReplayStream] on `vrelay.replay.>`, the checkpoint bucket
+// [CheckpointBucket] and the lease bucket [LeaseBucket], whose bucket-level
+// TTL ([Config].LeaseTTL) lets a dead replica's leases run out — each with
+// [Config].Replicas copies and the optional [Placement] — and [Ensure], which creates what is missing and
 // updates what JetStream can change in place, idempotently. It defines the
 // subject scheme `<root>.<provider>.<source>.<type>` ([Subject], [Token]),
 // which is a public interface: `nats sub 'vmware.vcenter.>'` works without

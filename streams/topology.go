@@ -20,7 +20,29 @@ const (
 	EventStream      = "VMWARE_EVENTS"
 	DLQStream        = "VRELAY_DLQ"
 	CheckpointBucket = "vrelay_checkpoints"
+	// LeaseBucket holds one key per polling source, `<provider>.<source>`,
+	// whose value names the replica that runs it (DESIGN.md §2).
+	LeaseBucket = "vrelay_leases"
 )
+
+// Placement pins streams and buckets to a cluster or to servers with
+// tags, as JetStream's placement does. It is passed unchanged to every
+// stream and bucket vrelay creates.
+type Placement struct {
+	// Cluster is the name of the NATS cluster that holds them. Default:
+	// the cluster of the server vrelay is connected to.
+	Cluster string `yaml:"cluster"`
+	// Tags are server tags (`server_tags` in nats-server.conf) that every
+	// server holding a replica must carry.
+	Tags []string `yaml:"tags"`
+}
+
+func (p *Placement) js() *jetstream.Placement {
+	if p == nil || (p.Cluster == "" && len(p.Tags) == 0) {
+		return nil
+	}
+	return &jetstream.Placement{Cluster: p.Cluster, Tags: slices.Clone(p.Tags)}
+}
 
 // Config sizes the streams. It is the `streams` section of the YAML file.
 type Config struct {
@@ -40,6 +62,16 @@ type Config struct {
 	Replicas int `yaml:"replicas"`
 	// DLQMaxAge is how long a dead letter is kept. Default "720h" (30 days).
 	DLQMaxAge time.Duration `yaml:"dlqMaxAge"`
+	// LeaseTTL is the time to live of a polling source's lease (the
+	// bucket-level TTL of vrelay_leases): with an external NATS, the
+	// replica holding the lease renews it every third of it, and when that
+	// replica dies another takes over within about one LeaseTTL. Shorter
+	// means faster failover but more renewals and a higher risk that a
+	// NATS leader election outlasts a renewal. Default "15s", at least "1s".
+	LeaseTTL time.Duration `yaml:"leaseTTL"`
+	// Placement, when set, places every stream and bucket on a cluster or
+	// on tagged servers. Default: none (JetStream chooses).
+	Placement *Placement `yaml:"placement"`
 }
 
 // SetDefaults fills unset fields with their defaults.
@@ -62,7 +94,13 @@ func (c *Config) SetDefaults() {
 	if c.DLQMaxAge == 0 {
 		c.DLQMaxAge = 30 * 24 * time.Hour
 	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 }
+
+// DefaultLeaseTTL is the default of Config.LeaseTTL.
+const DefaultLeaseTTL = 15 * time.Second
 
 // Validate reports every problem at once, with field paths relative to the
 // section.
@@ -92,6 +130,12 @@ func (c Config) Validate() error {
 	if c.DLQMaxAge < 0 {
 		errs = append(errs, cfgerr.New("dlqMaxAge", "must not be negative"))
 	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, cfgerr.New("leaseTTL", "must be at least 1s"))
+	}
+	if c.Placement != nil && slices.Contains(c.Placement.Tags, "") {
+		errs = append(errs, cfgerr.New("placement.tags", "must not contain an empty tag"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -111,6 +155,7 @@ func EventStreamConfig(c Config) jetstream.StreamConfig {
 		MaxMsgs:     -1,
 		Duplicates:  c.DuplicateWindow,
 		Replicas:    c.Replicas,
+		Placement:   c.Placement.js(),
 		AllowDirect: true,
 	}
 }
@@ -131,6 +176,7 @@ func DLQStreamConfig(c Config) jetstream.StreamConfig {
 		MaxMsgs:     -1,
 		Duplicates:  2 * time.Minute,
 		Replicas:    c.Replicas,
+		Placement:   c.Placement.js(),
 		AllowDirect: true,
 	}
 }
@@ -144,6 +190,23 @@ func CheckpointBucketConfig(c Config) jetstream.KeyValueConfig {
 		History:     5,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
+		Placement:   c.Placement.js(),
+	}
+}
+
+// LeaseBucketConfig is the KV bucket of leases. Its TTL is the lease's
+// time to live: a key that nobody renews disappears after it, which is
+// what lets another replica take a dead replica's sources. The TTL is
+// bucket-wide because a per-key TTL is dropped by a plain Update.
+func LeaseBucketConfig(c Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "vrelay leases of polling sources, key <provider>.<source>",
+		History:     1,
+		TTL:         c.LeaseTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Placement:   c.Placement.js(),
 	}
 }
 
@@ -162,9 +225,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Log
 			errs = append(errs, err)
 		}
 	}
-	kv := CheckpointBucketConfig(c)
-	if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
-		errs = append(errs, fmt.Errorf("ensure key-value bucket %s: %w", kv.Bucket, err))
+	for _, kv := range []jetstream.KeyValueConfig{CheckpointBucketConfig(c), LeaseBucketConfig(c)} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			errs = append(errs, fmt.Errorf("ensure key-value bucket %s: %w", kv.Bucket, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -205,6 +269,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	upd.Replicas = want.Replicas
 	upd.Discard = want.Discard
 	upd.AllowDirect = want.AllowDirect
+	upd.Placement = want.Placement
 	if _, err := js.UpdateStream(ctx, upd); err != nil {
 		return fmt.Errorf("stream %s: update %s: %w", want.Name, strings.Join(changed, ", "), err)
 	}
@@ -236,8 +301,18 @@ func diffStream(have, want jetstream.StreamConfig) []string {
 	if have.Discard != want.Discard {
 		d = append(d, fmt.Sprintf("discard %s→%s", have.Discard, want.Discard))
 	}
+	if !samePlacement(have.Placement, want.Placement) {
+		d = append(d, fmt.Sprintf("placement %v→%v", have.Placement, want.Placement))
+	}
 	if have.AllowDirect != want.AllowDirect {
 		d = append(d, fmt.Sprintf("allow direct %t→%t", have.AllowDirect, want.AllowDirect))
 	}
 	return d
+}
+
+func samePlacement(a, b *jetstream.Placement) bool {
+	if a == nil || b == nil {
+		return (a == nil || (a.Cluster == "" && len(a.Tags) == 0)) && (b == nil || (b.Cluster == "" && len(b.Tags) == 0))
+	}
+	return a.Cluster == b.Cluster && slices.Equal(a.Tags, b.Tags)
 }

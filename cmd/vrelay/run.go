@@ -50,8 +50,18 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	}
 	defer shutdownNATS()
 
+	// An ack that does not come is given up after this and the event sent
+	// again with its Nats-Msg-Id. On a cluster, a publish sent to a stream
+	// leader that just went away is never answered, while the election
+	// takes about a second: wait less there, so that a rolling restart of
+	// NATS stalls the sources for seconds, not tens of seconds. A retry of
+	// an event that was stored after all is dropped as a duplicate.
+	ackTimeout := 10 * time.Second
+	if cfg.NATS.External != nil {
+		ackTimeout = 3 * time.Second
+	}
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncTimeout(10*time.Second),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
 		jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -120,7 +130,20 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 		}
 		// The runner restarts a source that fails (a corrupt checkpoint, a
 		// port taken) while the other sources and the routes go on.
-		runner := producers.NewRunner(producers.WithLogger(log), producers.WithMetrics(metrics))
+		ropts := []producers.Option{producers.WithLogger(log), producers.WithMetrics(metrics)}
+		if cfg.NATS.External != nil {
+			// Several replicas may share an external NATS: of them, only
+			// the holder of a polling source's lease runs it. The embedded
+			// server has one replica, which needs no lease (and a
+			// restarted process need not wait out its predecessor's).
+			leases, err := producers.NewLeases(ctx, js, producers.Identity())
+			if err != nil {
+				return err
+			}
+			log.Info("polling sources run under leases", "holder", leases.Holder(), "ttl", leases.TTL())
+			ropts = append(ropts, producers.WithLeases(leases))
+		}
+		runner := producers.NewRunner(ropts...)
 		for i, s := range cfg.Sources {
 			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: s.Provider(), Source: s.Name}
 			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
@@ -128,7 +151,11 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
-			if err := runner.Add(scope.Provider, scope.Source, src, pub); err != nil {
+			add := runner.Add
+			if s.Polling() {
+				add = runner.AddPolling
+			}
+			if err := add(scope.Provider, scope.Source, src, pub); err != nil {
 				return err
 			}
 		}
@@ -251,6 +278,7 @@ func (r *readiness) check(ctx context.Context) error {
 // sourceLines describes each source on a line of its own:
 //
 //	source webhook/hooks: running
+//	source vcenter/vc02: standby (lease held by vrelay-1-5f3a9c01)
 //	source vcenter/vc01: failed (restarts: 3): vcenter: checkpoint vcenter.vc01: corrupt checkpoint: ...
 //
 // A failed source does not make vrelay unready: the others, and the
@@ -269,6 +297,9 @@ func (r *readiness) sourceLines() string {
 	var b strings.Builder
 	for _, st := range r.sources.Status() {
 		fmt.Fprintf(&b, "source %s/%s: %s", st.Provider, st.Name, st.State)
+		if st.State == producers.StateStandby {
+			fmt.Fprintf(&b, " (lease held by %s)", strings.Join(strings.Fields(st.Holder), " "))
+		}
 		if st.Restarts > 0 {
 			fmt.Fprintf(&b, " (restarts: %d)", st.Restarts)
 		}

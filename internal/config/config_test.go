@@ -362,3 +362,12 @@ func TestDefaultsFromTheTable(t *testing.T) {
 		t.Fatalf("build log sink: %v", err)
 	}
 }
+
+func TestSourcePolling(t *testing.T) {
+	want := map[string]bool{"webhook": false, "vcenter": true, "horizon": true, "simulator": true, "nosuch": false}
+	for typ, polling := range want {
+		if got := (config.Source{Type: typ}).Polling(); got != polling {
+			t.Errorf("Source{Type: %q}.Polling() = %t, want %t", typ, got, polling)
+		}
+	}
+}

@@ -104,6 +104,10 @@ type SourceKind struct {
 	// required says the section must be written (it has no usable
 	// defaults); otherwise an absent section is defaulted.
 	required bool
+	// polling says the source polls an upstream system: with several
+	// replicas exactly one runs it, under a lease. A source that receives
+	// (webhook) runs on every replica.
+	polling bool
 	// section returns the kind's section of s, creating it when create is
 	// set and it is absent; nil when absent.
 	section func(s *Source, create bool) section
@@ -139,6 +143,7 @@ var sourceKinds = []SourceKind{
 	},
 	{
 		Type:     "vcenter",
+		polling:  true,
 		Provider: vcenter.Provider,
 		required: true,
 		section:  field(func(s *Source) **vcenter.Config { return &s.VCenter }),
@@ -150,6 +155,7 @@ var sourceKinds = []SourceKind{
 	},
 	{
 		Type:     "horizon",
+		polling:  true,
 		Provider: horizon.Provider,
 		required: true,
 		section:  field(func(s *Source) **horizon.Config { return &s.Horizon }),
@@ -161,6 +167,7 @@ var sourceKinds = []SourceKind{
 	},
 	{
 		Type:     "simulator",
+		polling:  true,
 		Provider: vcenter.Provider,
 		section:  field(func(s *Source) **vcsim.Config { return &s.Simulator }),
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
@@ -293,6 +300,14 @@ func typeList[K any](kinds []K, typ func(K) string) string {
 func (s Source) Provider() string {
 	k, _ := sourceKind(s.Type)
 	return k.Provider
+}
+
+// Polling reports whether the source polls an upstream system (vCenter,
+// Horizon, the simulator), so that of several replicas only the one
+// holding its lease runs it. False for a webhook and an unknown type.
+func (s Source) Polling() bool {
+	k, _ := sourceKind(s.Type)
+	return k.polling
 }
 
 // New builds the source of a loaded (defaulted and validated) entry.

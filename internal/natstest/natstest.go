@@ -3,6 +3,12 @@
 // shut down by t.Cleanup. It starts in tens of milliseconds.
 //
 //	nc, js := natstest.Run(t)
+//
+// [StartCluster] starts a 3-node JetStream cluster instead, for the
+// clustered mode (R3 streams, a node that stops, leader elections):
+//
+//	c := natstest.StartCluster(t)
+//	c.Stop(c.StreamLeader(streams.EventStream))
 package natstest
 
 import (

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/vrelay/vrelay/producers"
+)
+
+type fixedStatus []producers.SourceStatus
+
+func (f fixedStatus) Status() []producers.SourceStatus { return f }
+
+func TestSourceLinesStandby(t *testing.T) {
+	r := &readiness{started: make(chan struct{}), sources: fixedStatus{
+		{Provider: "vcenter", Name: "vc01", State: producers.StateStandby, Holder: "vrelay-1-5f3a9c01"},
+		{Provider: "webhook", Name: "hooks", State: producers.StateRunning},
+	}}
+	r.set()
+	got := r.sourceLines()
+	want := "source vcenter/vc01: standby (lease held by vrelay-1-5f3a9c01)\nsource webhook/hooks: running\n"
+	if got != want {
+		t.Errorf("sourceLines:\ngot  %q\nwant %q", got, want)
+	}
+}
