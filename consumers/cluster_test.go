@@ -45,6 +45,28 @@ func TestReplicasShareRouteConsumerOnCluster(t *testing.T) {
 	_, jsB := natstest.Connect(t, c.URL())
 	start(t, jsA, r, a)
 	start(t, jsB, r, b)
+	// Publish once both replicas have a pull request waiting, so that the
+	// share does not depend on which one a busy machine starts first.
+	waiting := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		var nw int
+		cons, err := js.Consumer(ctx, streams.EventStream, r.Name)
+		if err == nil {
+			var ci *jetstream.ConsumerInfo
+			if ci, err = cons.Info(ctx); err == nil {
+				nw = ci.NumWaiting
+			}
+		}
+		cancel()
+		if nw >= 2 {
+			break
+		}
+		if time.Now().After(waiting) {
+			t.Fatalf("both replicas never pulled from %s: %d pull requests waiting, err %v", r.Name, nw, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	const n = 1000
 	ids := make([]string, n)

@@ -59,26 +59,44 @@ func ensureCluster(t testing.TB, js jetstream.JetStream, replicas int, leaseTTL 
 // storedIDs reads every Nats-Msg-Id the event stream holds, in order.
 func storedIDs(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	// Right after a node loss the stream may still be electing a leader
+	// or catching a replica up: read again until a whole read succeeds.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ids, err := readIDs(t.Context(), js)
+		if err == nil {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read the stored ids: %v", err)
+		}
+		t.Logf("reading the stored ids again: %v", err)
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// readIDs reads the Nats-Msg-Id of every message of the event stream.
+func readIDs(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, streams.EventStream)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	n := info.State.Msgs
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ids := make([]string, 0, n)
 	for uint64(len(ids)) < n {
 		msgs, err := cons.Fetch(int(min(n-uint64(len(ids)), 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		got := 0
 		for m := range msgs.Messages() {
@@ -86,10 +104,10 @@ func storedIDs(t *testing.T, js jetstream.JetStream) []string {
 			got++
 		}
 		if got == 0 {
-			t.Fatalf("read %d of %d messages: %v", len(ids), n, msgs.Error())
+			return nil, fmt.Errorf("read %d of %d messages: %v", len(ids), n, msgs.Error())
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // checkContiguous fails unless ids are prefix:1 … prefix:n, each once.
