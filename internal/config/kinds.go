@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,12 +184,7 @@ var sinkKinds = []SinkKind{
 		Type:     "http",
 		required: true,
 		section:  field(func(s *Sink) **httpsink.Config { return &s.HTTP }),
-		check: func(s Sink, d consumers.Delivery) error {
-			if t := s.HTTP.Timeout; t > d.SendTimeout {
-				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
-			}
-			return nil
-		},
+		check:    func(s Sink, d consumers.Delivery) error { return timeoutWithin(s.HTTP.Timeout, d) },
 		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
 			return httpsink.New(*s.HTTP, httpsink.WithLogger(d.Log))
 		},
@@ -205,12 +201,7 @@ var sinkKinds = []SinkKind{
 		Type:     "knative",
 		required: true,
 		section:  field(func(s *Sink) **knative.Config { return &s.Knative }),
-		check: func(s Sink, d consumers.Delivery) error {
-			if t := s.Knative.Timeout; t > d.SendTimeout {
-				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
-			}
-			return nil
-		},
+		check:    func(s Sink, d consumers.Delivery) error { return timeoutWithin(s.Knative.Timeout, d) },
 		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
 			return knative.New(*s.Knative, knative.WithLogger(d.Log))
 		},
@@ -220,12 +211,7 @@ var sinkKinds = []SinkKind{
 		required: true,
 		batches:  true,
 		section:  field(func(s *Sink) **eventbridge.Config { return &s.EventBridge }),
-		check: func(s Sink, d consumers.Delivery) error {
-			if t := s.EventBridge.Timeout; t > d.SendTimeout {
-				return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
-			}
-			return nil
-		},
+		check:    func(s Sink, d consumers.Delivery) error { return timeoutWithin(s.EventBridge.Timeout, d) },
 		build: func(s Sink, d SinkDeps) (consumers.Sink, error) {
 			return eventbridge.New(*s.EventBridge, eventbridge.WithLogger(d.Log))
 		},
@@ -242,6 +228,15 @@ var sinkKinds = []SinkKind{
 			return natssink.New(*s.NATS, opts...)
 		},
 	},
+}
+
+// timeoutWithin checks a sink's own timeout against the route's
+// sendTimeout, which bounds every attempt anyway.
+func timeoutWithin(t time.Duration, d consumers.Delivery) error {
+	if t > d.SendTimeout {
+		return cfgerr.Newf("timeout", "%s exceeds delivery.sendTimeout (%s), which bounds every attempt", t, d.SendTimeout)
+	}
+	return nil
 }
 
 // field binds a kind to its section field of type *T.

@@ -397,37 +397,12 @@ func (r *reader) publish(ctx context.Context, evs []auditEvent) error {
 	return nil
 }
 
-// publishRetry calls Publish until it succeeds or ctx ends. An event
-// JetStream can never take (larger than the server's max payload) is
-// logged, counted and left out, so that it does not hold up every event
-// after it.
+// publishRetry stores recs, retrying until it succeeds or ctx ends (see
+// producers.PublishUntilStored); an event JetStream can never take is
+// counted as a conversion error and left out.
 func (r *reader) publishRetry(ctx context.Context, recs []producers.Record) error {
-	for attempt := 1; ; attempt++ {
-		err := r.pub.Publish(ctx, recs...)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var evErr *producers.EventError
-		if errors.As(err, &evErr) && evErr.Index < len(recs) {
-			r.s.metrics.convertErrors.Inc()
-			r.log.Error("horizon event cannot be stored; it is left out", "event_id", evErr.ID,
-				"msg_id", recs[evErr.Index].MsgID, "err", evErr.Err)
-			recs = append(recs[:evErr.Index:evErr.Index], recs[evErr.Index+1:]...)
-			if len(recs) == 0 {
-				return nil
-			}
-			attempt = 0
-			continue
-		}
-		wait := r.s.backoff(attempt)
-		r.log.Warn("cannot publish horizon events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
-		if !backoff.Sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
+	return producers.PublishUntilStored(ctx, r.pub, recs, "horizon", backoff.Policy{Initial: r.s.minWait, Max: r.s.maxWait}, r.log,
+		func(producers.Record, error) { r.s.metrics.convertErrors.Inc() })
 }
 
 // save writes the position if it moved since the last save. It runs on a

@@ -474,37 +474,12 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 	return nil
 }
 
-// publishRetry calls Publish until it succeeds or ctx ends. Meanwhile the
-// vCenter session is kept alive and nothing is read. An event JetStream can
-// never take (larger than the server's max payload) is logged, counted and
-// left out, so that it does not hold up every event after it.
+// publishRetry stores recs, retrying until it succeeds or ctx ends (see
+// producers.PublishUntilStored); an event JetStream can never take is
+// counted as a conversion error and left out.
 func (r *reader) publishRetry(ctx context.Context, recs []producers.Record) error {
-	for attempt := 1; ; attempt++ {
-		err := r.pub.Publish(ctx, recs...)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var evErr *producers.EventError
-		if errors.As(err, &evErr) && evErr.Index < len(recs) {
-			r.s.metrics.convertErrors.Inc()
-			r.log.Error("vcenter event cannot be stored; it is left out", "event_id", evErr.ID,
-				"msg_id", recs[evErr.Index].MsgID, "err", evErr.Err)
-			recs = append(recs[:evErr.Index:evErr.Index], recs[evErr.Index+1:]...)
-			if len(recs) == 0 {
-				return nil
-			}
-			attempt = 0
-			continue
-		}
-		wait := r.s.backoff(attempt)
-		r.log.Warn("cannot publish vcenter events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
-		if !backoff.Sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
+	return producers.PublishUntilStored(ctx, r.pub, recs, "vcenter", backoff.Policy{Initial: r.s.minWait, Max: r.s.maxWait}, r.log,
+		func(producers.Record, error) { r.s.metrics.convertErrors.Inc() })
 }
 
 // checkpoints saves the position every checkpoint.period while it
