@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/vrelay/vrelay/internal/auth"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/netaddr"
 )
@@ -25,8 +27,14 @@ type EmbeddedConfig struct {
 	DataDir string `yaml:"dataDir"`
 	// Listen is the address NATS clients (the nats CLI) connect to, or "off"
 	// to accept in-process connections only. Port 0 picks a free port.
-	// Default "127.0.0.1:4222".
+	// Default "127.0.0.1:4222". An address other than loopback needs Auth.
 	Listen string `yaml:"listen"`
+	// Auth, when set, makes every client authenticate, vrelay's own
+	// in-process connection and the vrelay CLI included (they send the
+	// credentials themselves): a token, or a user and password. Without it
+	// any client that reaches Listen may publish events and rewrite
+	// checkpoints; in a Kubernetes pod every container shares loopback.
+	Auth *auth.Config `yaml:"auth"`
 	// SyncInterval is how often JetStream fsyncs its files, or "always" to
 	// fsync every write. A killed process loses nothing either way; a power
 	// loss can lose up to one interval on a single node. Default "1s".
@@ -60,6 +68,12 @@ func (c EmbeddedConfig) Validate() error {
 	var errs []error
 	if err := netaddr.CheckListenOrOff(c.Listen); err != nil {
 		errs = append(errs, cfgerr.New("listen", err.Error()))
+	} else if c.Listen != ListenOff && c.Auth == nil && !netaddr.IsLoopback(c.Listen) {
+		errs = append(errs, cfgerr.Newf("listen", "%s is not a loopback address and auth is not set: "+
+			"any client that reaches it could publish events and rewrite checkpoints; set auth (token, or user and password) or listen on 127.0.0.1", c.Listen))
+	}
+	if c.Auth != nil {
+		errs = append(errs, cfgerr.Prefix("auth", c.Auth.Validate()))
 	}
 	if _, _, err := c.syncInterval(); err != nil {
 		errs = append(errs, cfgerr.New("syncInterval", err.Error()))
@@ -89,13 +103,18 @@ type Server struct {
 	ns   *server.Server
 	lock *os.File
 	cfg  EmbeddedConfig
-	once sync.Once
+	// creds are what Connect sends; nil without auth.
+	creds *auth.Credentials
+	once  sync.Once
 }
 
 // StartEmbedded starts nats-server with JetStream on cfg.DataDir and waits
 // until it accepts connections (after recovering the streams on disk).
 // The data directory is locked: a second process on the same directory
-// fails instead of corrupting the store.
+// fails instead of corrupting the store. A listen address that another
+// program holds fails at once, with an error that wraps the system's
+// (errors.Is(err, syscall.EADDRINUSE)). With cfg.Auth, the secrets are read
+// here.
 func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -107,8 +126,20 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	var creds *auth.Credentials
+	if cfg.Auth != nil {
+		c, err := cfg.Auth.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.auth.%w", err)
+		}
+		creds = c
+	}
 	lock, err := lockDir(cfg.DataDir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkFree(cfg.Listen); err != nil {
+		unlock(lock)
 		return nil, err
 	}
 	d, always, _ := cfg.syncInterval()
@@ -132,6 +163,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 		}
 		opts.Host, opts.Port = host, port
 	}
+	// nats-server checks in-process connections like network ones.
+	switch {
+	case creds == nil:
+	case creds.User != "":
+		opts.Username, opts.Password = creds.User, creds.Password.Reveal()
+	default:
+		opts.Authorization = creds.Token.Reveal()
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		unlock(lock)
@@ -146,8 +185,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 		unlock(lock)
 		return nil, fmt.Errorf("embedded nats-server on %s did not become ready", cfg.Listen)
 	}
-	s := &Server{ns: ns, lock: lock, cfg: cfg}
-	log.Info("embedded nats-server ready", "data_dir", cfg.DataDir, "listen", s.ListenAddr(), "sync_interval", cfg.SyncInterval)
+	s := &Server{ns: ns, lock: lock, cfg: cfg, creds: creds}
+	log.Info("embedded nats-server ready", "data_dir", cfg.DataDir, "listen", s.ListenAddr(),
+		"sync_interval", cfg.SyncInterval, "auth", authKind(creds))
 	return s, nil
 }
 
@@ -171,9 +211,13 @@ func (s *Server) ListenAddr() string {
 }
 
 // Connect opens an in-process client connection, which skips the network
-// stack even when the listener is on. Pass [ConnOptions] for logging.
+// stack even when the listener is on. It sends the configured credentials
+// (EmbeddedConfig.Auth) itself. Pass [ConnOptions] for logging.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.Name("vrelay")}, opts...)
+	if o := s.creds.NATSOption(); o != nil {
+		opts = append(opts, o)
+	}
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded nats-server: %w", err)
@@ -190,6 +234,36 @@ func (s *Server) Shutdown() {
 		s.ns.WaitForShutdown()
 		unlock(s.lock)
 	})
+}
+
+// checkFree fails when another program listens on addr, before the
+// server starts: nats-server itself would only log the failure, and the
+// wait for it to become ready would time out a minute later.
+func checkFree(addr string) error {
+	if addr == ListenOff || strings.HasSuffix(addr, ":0") {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		// "nats.embedded.listen 127.0.0.1:4222: address already in use"
+		// rather than "listen tcp 127.0.0.1:4222: bind: address already in use".
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+		return fmt.Errorf("nats.embedded.listen %s: %w", addr, err)
+	}
+	return ln.Close()
+}
+
+func authKind(c *auth.Credentials) string {
+	switch {
+	case c == nil:
+		return "none"
+	case c.User != "":
+		return "user"
+	}
+	return "token"
 }
 
 func lockDir(dir string) (*os.File, error) {
@@ -215,8 +289,16 @@ func unlock(f *os.File) {
 type serverLogger struct{ log *slog.Logger }
 
 func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Warnf(format string, v ...any) {
+	// nats-server suggests bcrypt for a plain password; vrelay holds the
+	// password anyway, to connect with it, so a hash would protect nothing.
+	if strings.HasPrefix(format, "Plaintext passwords detected") {
+		l.log.Debug(fmt.Sprintf(format, v...))
+		return
+	}
+	l.log.Warn(fmt.Sprintf(format, v...))
+}
+func (l serverLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -90,9 +90,22 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 	}
 	emb := *cfg.NATS.Embedded
 	if emb.Listen != streams.ListenOff && !strings.HasSuffix(emb.Listen, ":0") {
-		nc, err := nats.Connect("nats://"+emb.Listen, nats.Name("vrelay-cli"), nats.Timeout(2*time.Second))
+		opts := []nats.Option{nats.Name("vrelay-cli"), nats.Timeout(2 * time.Second)}
+		if emb.Auth != nil {
+			creds, err := emb.Auth.Resolve()
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded.auth.%w", err)
+			}
+			opts = append(opts, creds.NATSOption())
+		}
+		nc, err := nats.Connect("nats://"+emb.Listen, opts...)
 		if err == nil {
 			return withRoot(open(nc, nc.Close))
+		}
+		// vrelay runs and refused the credentials: opening its data
+		// directory would only fail on the lock.
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, fmt.Errorf("connect to the embedded nats-server on %s with nats.embedded.auth: %w", emb.Listen, err)
 		}
 	}
 	// vrelay is not running (or not listening): open its data directory.

@@ -76,7 +76,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	ready := &readiness{nc: nc, js: js, started: make(chan struct{})}
 	if cfg.HTTP.Listen != netaddr.Off {
-		srv, ln, err := opsServer(cfg.HTTP.Listen, reg, ready)
+		srv, ln, err := opsServer(cfg.HTTP, reg, ready, defaultOpsTimeouts)
 		if err != nil {
 			return err
 		}
@@ -312,9 +312,29 @@ func (r *readiness) sourceLines() string {
 	return b.String()
 }
 
-func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.Server, net.Listener, error) {
+// opsTimeouts bound each connection to the operations endpoint, so that
+// idle or slow clients do not hold connections open for ever.
+type opsTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultOpsTimeouts leave room for a large scrape and for /readyz, which
+// waits up to 2 s for JetStream.
+var defaultOpsTimeouts = opsTimeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
+
+// opsServer serves /healthz and /readyz to anyone (the kubelet's probes
+// carry no credentials) and /metrics to whoever has cfg.Auth, when set.
+func opsServer(cfg config.HTTP, reg *prometheus.Registry, ready *readiness, to opsTimeouts) (*http.Server, net.Listener, error) {
+	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.Auth != nil {
+		creds, err := cfg.Auth.Resolve()
+		if err != nil {
+			return nil, nil, fmt.Errorf("http.auth.%w", err)
+		}
+		metrics = creds.Require(metrics)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -328,11 +348,18 @@ func opsServer(addr string, reg *prometheus.Registry, ready *readiness) (*http.S
 		}
 		fmt.Fprintf(w, "ok\n%s", ready.sourceLines())
 	})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http.listen: %w", err)
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: to.readHeader,
+		ReadTimeout:       to.read,
+		WriteTimeout:      to.write,
+		IdleTimeout:       to.idle,
+		MaxHeaderBytes:    64 << 10,
+	}, ln, nil
 }
 
 // serveUntil serves until ctx is done, then shuts the server down.

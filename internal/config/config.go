@@ -27,6 +27,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/filters"
+	"github.com/vrelay/vrelay/internal/auth"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/internal/netaddr"
@@ -65,6 +66,10 @@ type HTTP struct {
 	// Listen is host:port for /healthz, /readyz and /metrics, or "off".
 	// Default "127.0.0.1:8081".
 	Listen string `yaml:"listen"`
+	// Auth, when set, protects /metrics: a token (bearer) or a user and
+	// password (basic). /healthz and /readyz stay open for the kubelet's
+	// probes. Default: none.
+	Auth *auth.Config `yaml:"auth"`
 }
 
 // Route is one independent delivery.
@@ -237,6 +242,9 @@ func (c *Config) Validate() error {
 	add(cfgerr.Prefix("streams", c.Streams.Validate()))
 	if err := netaddr.CheckListenOrOff(c.HTTP.Listen); err != nil {
 		add(cfgerr.New("http.listen", err.Error()))
+	}
+	if c.HTTP.Auth != nil {
+		add(cfgerr.Prefix("http.auth", c.HTTP.Auth.Validate()))
 	}
 	if c.ShutdownTimeout < 0 {
 		add(cfgerr.New("shutdownTimeout", "must not be negative"))
