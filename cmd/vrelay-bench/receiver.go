@@ -32,7 +32,8 @@ func newReceiver() (*receiver, error) {
 	}
 	r := &receiver{url: "http://" + ln.Addr().String() + "/"}
 	r.bufs.New = func() any { return new(bytes.Buffer) }
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	// No WriteTimeout: the slow sink's delay runs before the answer.
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
 }
