@@ -1,9 +1,12 @@
 package streams_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,11 +39,22 @@ func TestEmbeddedAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: &tt.auth}, nil)
+			var logs syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: &tt.auth}, log)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(srv.Shutdown)
+			t.Cleanup(func() {
+				out := logs.String()
+				if strings.Contains(out, "s3cret-nats") || strings.Contains(out, "guess") {
+					t.Errorf("the logs hold a secret:\n%s", out)
+				}
+				if !strings.Contains(out, "authentication error") {
+					t.Errorf("the logs do not show the refused clients; want them to:\n%s", out)
+				}
+			})
 			url := srv.ClientURL()
 
 			for _, c := range []struct {
@@ -101,6 +115,23 @@ func TestEmbeddedAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestEmbeddedAuthSecretMissing(t *testing.T) {
