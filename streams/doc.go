@@ -17,8 +17,10 @@
 // attributes. The dead-letter format ([DeadLetter], [ParseDeadLetter],
 // [Origin]) lives here too, one codec for the dispatcher that writes dead
 // letters, the `vrelay dlq` commands that read and replay them, and the
-// viewer. And it runs nats-server embedded ([StartEmbedded])
-// or connects to an external cluster ([ExternalConfig.Connect]).
+// viewer. And it runs nats-server embedded ([StartEmbedded]), whose
+// listener requires credentials when [EmbeddedConfig].Auth is set (and must
+// have them off loopback) while [Server.Connect] sends them itself, or
+// connects to an external cluster ([ExternalConfig.Connect]).
 //
 //	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: "data"}, log)
 //	nc, err := srv.Connect(streams.ConnOptions(log, "vrelay")...)
