@@ -361,4 +361,3 @@ func TestCompileTransformErrors(t *testing.T) {
 		t.Errorf("nil transform: got %+v, %v; want the event unchanged", res, err)
 	}
 }
-
