@@ -413,7 +413,7 @@ func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 		var dataErr *filters.DataError
 		switch {
 		case errors.As(err, &dataErr):
-			p.undecodable = err
+			p.undecodable = fmt.Errorf("route %q: %w", d.route.Name, err)
 			return p, false
 		case err != nil:
 			// The same transform fails the same way on a retry.
