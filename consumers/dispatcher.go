@@ -27,6 +27,10 @@ type Route struct {
 	// Filter, if not nil, is applied to each event; events that do not match
 	// are acked without delivery.
 	Filter *filters.Filter
+	// Transform, if not nil, is applied to each event the filter let
+	// through: an event it drops is acked without delivery and counted as
+	// filtered; an event it fails on is dead-lettered as permanent.
+	Transform *filters.Transform
 	// Delivery is the delivery policy; zero fields take their defaults.
 	Delivery Delivery
 }
@@ -35,7 +39,7 @@ type Route struct {
 // to a filter and a [Sink] and decides, for each event, to ack, retry later
 // or dead-letter.
 //
-// Each message is first prepared (decoded, filtered), then sent, alone or
+// Each message is first prepared (decoded, filtered, transformed), then sent, alone or
 // in a batch of up to Delivery.MaxBatch events to a [BatchSink], and then
 // settled on its own result:
 //
@@ -342,8 +346,20 @@ type prepared struct {
 	meta *jetstream.MsgMetadata
 	ev   event.Event
 	// undecodable, if not nil, says why the message cannot be sent: it is
-	// to be dead-lettered as FailureDecode.
+	// to be dead-lettered as failure, FailureDecode when that is empty.
 	undecodable error
+	failure     string
+	// changed reports that the transform changed ev: the stored body is
+	// not its encoding any more.
+	changed bool
+}
+
+// failureKind is the dead-letter failure of an unsendable message.
+func (p *prepared) failureKind() string {
+	if p.failure != "" {
+		return p.failure
+	}
+	return streams.FailureDecode
 }
 
 // prepare reads msg and tells whether its event is to be sent. If not, it
@@ -392,6 +408,24 @@ func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 			return p, false
 		}
 	}
+	if t := d.route.Transform; t != nil {
+		res, err := t.Apply(p.ev)
+		var dataErr *filters.DataError
+		switch {
+		case errors.As(err, &dataErr):
+			p.undecodable = fmt.Errorf("route %q: %w", d.route.Name, err)
+			return p, false
+		case err != nil:
+			// The same transform fails the same way on a retry.
+			p.undecodable, p.failure = fmt.Errorf("route %q: %w", d.route.Name, err), streams.FailurePermanent
+			return p, false
+		case res.Dropped:
+			d.metrics.outcome(filtered)
+			d.ack(msg)
+			return p, false
+		}
+		p.ev, p.changed = res.Event, res.Changed
+	}
 	return p, true
 }
 
@@ -402,7 +436,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSl
 	p, send := d.prepare(msg)
 	if !send {
 		if p.undecodable != nil {
-			d.deadLetter(ctx, &p, streams.FailureDecode, p.undecodable)
+			d.deadLetter(ctx, &p, p.failureKind(), p.undecodable)
 		}
 		return
 	}
@@ -442,10 +476,11 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
 	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	defer cancel()
-	// Nothing changed the event since it was read, so a sink that sends
-	// structured JSON may send the stored body as it is. A transform
-	// (issue #12) must leave this out for the events it changes.
-	ctx = ContextWithEncoded(ctx, p.msg.Data())
+	// Unless a transform changed the event, a sink that sends structured
+	// JSON may send the stored body as it is.
+	if !p.changed {
+		ctx = ContextWithEncoded(ctx, p.msg.Data())
+	}
 	start := time.Now()
 	slot.begin(p.msg, start)
 	err := d.sink.Send(ctx, p.ev)
@@ -540,7 +575,7 @@ func (d *Dispatcher) add(b *batch, msg jetstream.Msg) {
 // dead-letters its undecodable messages, and empties b.
 func (d *Dispatcher) flush(stop, ctx context.Context, b *batch, slot *sendSlot) {
 	for i := range b.undecodable {
-		d.deadLetter(ctx, &b.undecodable[i], streams.FailureDecode, b.undecodable[i].undecodable)
+		d.deadLetter(ctx, &b.undecodable[i], b.undecodable[i].failureKind(), b.undecodable[i].undecodable)
 	}
 	switch {
 	case len(b.items) == 0:

@@ -1,4 +1,5 @@
-// Package filters compiles and runs the filter expression of a route.
+// Package filters compiles and runs the filter expression and the
+// transform steps of a route.
 //
 // A filter is an [expr-lang] expression over one CloudEvent. [Compile] parses
 // and type-checks it once at start-up; a *[CompileError] names the line and
@@ -40,6 +41,36 @@
 // (`type`) and calls of unknown functions (`foo(type)`) fail at compile time.
 // Names expr cannot type, extensions and the fields of data, are only checked
 // when the expression runs.
+//
+// # Transforms
+//
+// [CompileTransform] compiles a route's `transform:` list, a []Step, once
+// at start-up, in the same environment as filters, so the same names
+// exist. Each [Step] either drops (Drop: a boolean expression; true drops
+// the event) or changes the event (Set and/or Remove, guarded by an
+// optional boolean When). [Transform.Apply] runs the steps in order, each
+// on the event as the steps before left it; the expressions of one Set all
+// see the event as it was before that step, and Remove comes after Set.
+// Set targets are the attributes type, source, id, subject, time,
+// datacontenttype and dataschema, extensions by name (lower-case letters
+// and digits), data as a whole, and data fields as data.Dotted.Path;
+// Remove takes the same but type, source and id.
+//
+// The contract:
+//
+//   - Apply never modifies its argument. An event that no step changed comes
+//     back as it went in (Result.Changed is false), its data byte for byte;
+//     data a step changed is encoded again as compact JSON, numbers as
+//     written.
+//   - A dropped event (Result.Dropped) is to be acked without delivery and
+//     counted as filtered.
+//   - Every failure is a *[StepError] naming the step and field
+//     (transform[1].set.type), at compile time wrapping a *[CompileError]
+//     with line and column, at run time a *[DataError] (the payload claims
+//     JSON and is not), a *[RuntimeError] (an expression failed) or an
+//     error saying why a result is unusable (an empty type, a map as an
+//     extension, a data field on data that is not a JSON object). None can
+//     succeed on a retry: the route dead-letters the event.
 //
 // # Example
 //

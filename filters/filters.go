@@ -77,11 +77,17 @@ type binding struct {
 // Filter is a compiled filter expression. Create one with [Compile]. A Filter
 // is safe for concurrent use by multiple goroutines.
 type Filter struct {
+	p *program
+}
+
+// program is one compiled expression of the environment, a filter's or a
+// transform step's, with what running it needs.
+type program struct {
 	src  string
 	prog *vm.Program
 
-	// bindings lists the names the expression reads, so that Match sets only
-	// those. When all is true the expression uses $env, and Match sets every
+	// bindings lists the names the expression reads, so that run sets only
+	// those. When all is true the expression uses $env, and run sets every
 	// attribute and every extension instead.
 	bindings []binding
 	all      bool
@@ -91,7 +97,7 @@ type Filter struct {
 	pool sync.Pool
 }
 
-// state is what one Match call needs and a later one can reuse.
+// state is what one run needs and a later one can reuse.
 type state struct {
 	vm  vm.VM
 	env map[string]any
@@ -102,14 +108,23 @@ type state struct {
 // compares values of mismatched known types (`type == 1`), or calls a
 // function that expr does not define.
 func Compile(src string) (*Filter, error) {
+	p, err := compileProgram(src, expr.AsBool())
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{p: p}, nil
+}
+
+// compileProgram compiles src in the event environment with the extra
+// options opts, and finds the names it reads.
+func compileProgram(src string, opts ...expr.Option) (*program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &CompileError{Line: 1, Column: 1, Message: "empty expression"}
 	}
-	prog, err := expr.Compile(src,
+	prog, err := expr.Compile(src, append([]expr.Option{
 		expr.Env(envTypes),
 		expr.AllowUndefinedVariables(),
-		expr.AsBool(),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, newCompileError(src, err)
 	}
@@ -125,28 +140,28 @@ func Compile(src string) (*Filter, error) {
 		return nil, newCompileError(src, fe.Bind(prog.Source()))
 	}
 
-	f := &Filter{src: src, prog: prog, all: v.env}
-	if f.all {
-		f.usesData = true
+	p := &program{src: src, prog: prog, all: v.env}
+	if p.all {
+		p.usesData = true
 		for name, a := range attributes {
-			f.bindings = append(f.bindings, binding{name: name, attr: a})
+			p.bindings = append(p.bindings, binding{name: name, attr: a})
 		}
 	} else {
 		for name := range v.names {
 			a := attributes[name] // attrExtension when absent
 			if a == attrData {
-				f.usesData = true
+				p.usesData = true
 			}
-			f.bindings = append(f.bindings, binding{name: name, attr: a})
+			p.bindings = append(p.bindings, binding{name: name, attr: a})
 		}
 	}
-	slices.SortFunc(f.bindings, func(a, b binding) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(p.bindings, func(a, b binding) int { return strings.Compare(a.name, b.name) })
 
-	size := len(f.bindings)
-	f.pool.New = func() any {
+	size := len(p.bindings)
+	p.pool.New = func() any {
 		return &state{env: make(map[string]any, size)}
 	}
-	return f, nil
+	return p, nil
 }
 
 // visitor collects what Compile needs to know about a compiled expression.
@@ -191,27 +206,45 @@ func (v *visitor) Visit(node *ast.Node) {
 // *[RuntimeError]. Callers treat both as "no match"; neither can succeed on a
 // retry. Match is safe for concurrent use.
 func (f *Filter) Match(ev event.Event) (bool, error) {
-	if f == nil || f.prog == nil {
+	if f == nil || f.p == nil {
 		return false, &RuntimeError{Message: "filter is not compiled"}
 	}
 	var data any
-	if f.usesData {
+	if f.p.usesData {
 		var err error
 		if data, err = decodeData(ev); err != nil {
 			return false, err
 		}
 	}
+	return f.p.runBool(ev, data)
+}
 
-	st := f.pool.Get().(*state)
-	defer f.put(st)
+// runBool runs a boolean expression.
+func (p *program) runBool(ev event.Event, data any) (bool, error) {
+	out, err := p.run(ev, data)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, &RuntimeError{Message: fmt.Sprintf("expression returned %T, want bool", out)}
+	}
+	return b, nil
+}
+
+// run evaluates the expression on ev, whose data decoded is data (unused
+// unless p.usesData). Errors are *RuntimeError.
+func (p *program) run(ev event.Event, data any) (any, error) {
+	st := p.pool.Get().(*state)
+	defer p.put(st)
 	env := st.env
-	if f.all {
+	if p.all {
 		// Extensions first, so that an attribute always wins a name clash.
 		for name, v := range ev.Extensions() {
 			env[name] = extensionValue(v)
 		}
 	}
-	for _, b := range f.bindings {
+	for _, b := range p.bindings {
 		switch b.attr {
 		case attrExtension:
 			if v, ok := extension(ev, b.name); ok {
@@ -238,38 +271,34 @@ func (f *Filter) Match(ev event.Event) (bool, error) {
 		}
 	}
 
-	out, err := st.vm.Run(f.prog, env)
+	out, err := st.vm.Run(p.prog, env)
 	if err != nil {
-		return false, newRuntimeError(err)
+		return nil, newRuntimeError(err)
 	}
-	matched, ok := out.(bool)
-	if !ok {
-		return false, &RuntimeError{Message: fmt.Sprintf("expression returned %T, want bool", out)}
-	}
-	return matched, nil
+	return out, nil
 }
 
 // put clears st, so that the pool pins no event or payload, and returns it.
-func (f *Filter) put(st *state) {
+func (p *program) put(st *state) {
 	clear(st.env)
 	clear(st.vm.Stack[:cap(st.vm.Stack)])
 	clear(st.vm.Variables)
-	f.pool.Put(st)
+	p.pool.Put(st)
 }
 
 // UsesData reports whether the expression reads data. When it does not,
 // [Filter.Match] looks at the context attributes only and never decodes the
 // payload, which keeps header-only filters cheap.
 func (f *Filter) UsesData() bool {
-	return f != nil && f.usesData
+	return f != nil && f.p != nil && f.p.usesData
 }
 
 // String returns the source of the expression, as given to [Compile].
 func (f *Filter) String() string {
-	if f == nil {
+	if f == nil || f.p == nil {
 		return ""
 	}
-	return f.src
+	return f.p.src
 }
 
 // extension returns the extension called name without copying the extension

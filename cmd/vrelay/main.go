@@ -5,6 +5,7 @@
 //	vrelay validate -config vrelay.yaml
 //	vrelay dlq list|show|replay|purge -config vrelay.yaml ...
 //	vrelay tail -config vrelay.yaml [SUBJECT]
+//	vrelay route test ROUTE -config vrelay.yaml [-last 20] [-since 1h]
 //	vrelay checkpoint list|show|delete -config vrelay.yaml [KEY]
 //	vrelay version
 package main
@@ -36,6 +37,7 @@ Usage:
   vrelay validate -config FILE
   vrelay dlq      list|show|replay|purge [-config FILE] ...
   vrelay tail     [-config FILE] [-since 10m] [SUBJECT]
+  vrelay route    test ROUTE [-config FILE] [-last N] [-since 1h]
   vrelay checkpoint list|show|delete [-config FILE] [KEY]
   vrelay version
 
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTail(args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "route":
+		return cmdRoute(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vrelay", versionString())
 		return 0

@@ -101,11 +101,16 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
+			transform, err := r.CompileTransform()
+			if err != nil {
+				return err
+			}
 			d, err := consumers.NewDispatcher(js, consumers.Route{
-				Name:     r.Name,
-				Subjects: r.Subjects,
-				Filter:   filter,
-				Delivery: r.Delivery,
+				Name:      r.Name,
+				Subjects:  r.Subjects,
+				Filter:    filter,
+				Transform: transform,
+				Delivery:  r.Delivery,
 			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
 				consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
 				// Leave part of the budget for draining NATS and stopping the server.

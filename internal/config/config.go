@@ -83,6 +83,10 @@ type Route struct {
 	// Filter is an optional expr-lang expression over the CloudEvent, such
 	// as `subject == "VmPoweredOnEvent"`; see docs/filters.md.
 	Filter string `yaml:"filter"`
+	// Transform is an optional list of steps applied, in order, to each
+	// event the filter let through, before the sink: drop it, or set and
+	// remove attributes, extensions and data fields; see docs/transforms.md.
+	Transform []filters.Step `yaml:"transform"`
 	// Sink is where the route delivers.
 	Sink Sink `yaml:"sink"`
 	// Delivery is the retry and concurrency policy.
@@ -100,6 +104,33 @@ func (r Route) CompileFilter() (*filters.Filter, error) {
 		return nil, fmt.Errorf("route %q: %w", r.Name, err)
 	}
 	return f, nil
+}
+
+// CompileTransform compiles the route's transform; nil when the route has
+// none. [Load] has checked that it compiles: validation keeps nothing.
+func (r Route) CompileTransform() (*filters.Transform, error) {
+	t, err := filters.CompileTransform(r.Transform)
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w", r.Name, err)
+	}
+	return t, nil
+}
+
+// transformErrors turns the errors of compiling the route's transform into
+// field errors under the route: routes[0].transform[1].set.type: route
+// "x": line 1, column 5: ...
+func (r *Route) transformErrors() error {
+	_, err := filters.CompileTransform(r.Transform)
+	var errs []error
+	for _, e := range cfgerr.Flatten(err) {
+		var se *filters.StepError
+		if errors.As(e, &se) {
+			errs = append(errs, cfgerr.Newf(se.Path(), "route %q: %v", r.Name, se.Err))
+			continue
+		}
+		errs = append(errs, cfgerr.Newf("transform", "route %q: %v", r.Name, e))
+	}
+	return errors.Join(errs...)
 }
 
 // Load reads, defaults and validates the file at path.
@@ -222,8 +253,8 @@ func (c *Config) SetDefaults() {
 }
 
 // Validate reports every problem at once, each with its field path. It
-// compiles the route filters to check them and keeps nothing: validation
-// has no side effects.
+// compiles the route filters and transforms to check them and keeps
+// nothing: validation has no side effects.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err error) {
@@ -366,6 +397,7 @@ func (r *Route) validate(root string) error {
 			errs = append(errs, cfgerr.Newf("filter", "route %q: %v", r.Name, err))
 		}
 	}
+	errs = append(errs, r.transformErrors())
 	errs = append(errs, cfgerr.Prefix("delivery", r.Delivery.Validate()))
 	k, ok := sinkKind(r.Sink.Type)
 	switch {

@@ -76,6 +76,21 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`routes[0].filter: route "vm-on": line 1, column 19: unknown function nosuchfn`},
 		},
 		{
+			name: "transform errors name route, step and position",
+			yaml: "routes:\n  - name: x\n    transform:\n      - drop: 'type == \"a\"'\n      - set: {type: '\"a\" +', MyExt: '1'}\n        remove: [id]\n      - {}\n    sink: {type: log}\n",
+			want: []string{
+				`routes[0].transform[1].set.type: route "x": line 1, column 5: unexpected token EOF`,
+				`routes[0].transform[1].set.MyExt: route "x": "MyExt" is neither`,
+				`routes[0].transform[1].remove[0]: route "x": id is a required attribute`,
+				`routes[0].transform[2]: route "x": empty step`,
+			},
+		},
+		{
+			name: "transform step with an unknown field",
+			yaml: "routes:\n  - name: x\n    transform:\n      - rename: {a: b}\n    sink: {type: log}\n",
+			want: []string{"line 4: unknown field rename"},
+		},
+		{
 			name: "non-boolean expression",
 			yaml: "routes:\n  - name: r\n    filter: 'type'\n    sink: {type: log}\n",
 			want: []string{"routes[0].filter:", "bool"},
