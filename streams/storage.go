@@ -152,18 +152,24 @@ func (w *StorageWatch) Run(ctx context.Context) {
 	}
 }
 
-// CheckJetStream is a [StorageWatch.Check] for a NATS that is not ours:
-// JetStream must answer for the account (a server that ran out of
-// resources disables it) and the event stream must answer its info.
+// CheckJetStream is a [StorageWatch.Check] for a NATS that is not ours.
+// It fails when the account info says JetStream is disabled (a server
+// that runs out of resources disables it) or the account's store is at
+// its limit. A NATS that does not answer is not a storage failure: the
+// connection state reports that, and publishes wait out an election.
 func CheckJetStream(js jetstream.JetStream) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if _, err := js.AccountInfo(ctx); err != nil {
+		info, err := js.AccountInfo(ctx)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return fmt.Errorf("account info: %w", err)
 		}
-		if _, err := js.Stream(ctx, EventStream); err != nil {
-			return fmt.Errorf("stream %s: %w", EventStream, err)
+		if err != nil {
+			return nil
+		}
+		if max := info.Limits.MaxStore; max > 0 && info.Store >= uint64(max) {
+			return fmt.Errorf("account store limit reached (%d of %d bytes used)", info.Store, max)
 		}
 		return nil
 	}

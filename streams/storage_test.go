@@ -248,3 +248,36 @@ func readIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	}
 	return seen
 }
+
+// TestCheckJetStream: against a NATS that is not ours, a JetStream that is
+// disabled counts as failing storage; a healthy one, or a connection that
+// is down (reported elsewhere), does not.
+func TestCheckJetStream(t *testing.T) {
+	check := func(jsOn bool, closeConn bool) error {
+		streams.SetTestServerOptions(t, func(o *server.Options) { o.JetStream = jsOn })
+		srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: t.TempDir(), Listen: "off"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Shutdown()
+		nc, err := srv.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if closeConn {
+			nc.Close()
+		}
+		return streams.CheckJetStream(js)(t.Context())
+	}
+	if err := check(true, false); err != nil {
+		t.Errorf("healthy JetStream: %v", err)
+	}
+	if err := check(false, false); !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		t.Errorf("JetStream disabled: %v, want ErrJetStreamNotEnabled", err)
+	}
+	if err := check(true, true); err != nil {
+		t.Errorf("closed connection: %v, want nil (not a storage failure)", err)
+	}
+}
