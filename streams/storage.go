@@ -115,36 +115,38 @@ func (w *StorageWatch) Run(ctx context.Context) {
 	// restart every second would only disturb the routes.
 	wait := backoff.Policy{Initial: 5 * time.Second, Max: time.Minute}
 	var (
-		repairs     int
-		nextRepair  time.Time
-		lastRepair  error
-		restartedOK bool
+		repairs    int
+		nextRepair time.Time
+		lastRepair error
+		restarted  bool
 	)
 	for {
 		err := w.Check(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		if err != nil && w.Health.set(err) {
+			log.Warn("jetstream storage failing; publishes fail fast until it recovers", "reason", err)
+		}
 		if err != nil && w.Repair != nil && !time.Now().Before(nextRepair) {
 			rerr := w.Repair(ctx)
 			if rerr == nil {
 				repairs++
 				nextRepair = time.Now().Add(wait.Delay(repairs))
-				restartedOK = true
+				restarted = true
 				log.Info("embedded nats-server restarted", "reason", err)
 				err = w.Check(ctx)
 			} else if lastRepair == nil || rerr.Error() != lastRepair.Error() {
 				log.Debug("jetstream storage cannot be repaired yet", "err", rerr)
 			}
 			lastRepair = rerr
-		}
-		if w.Health.set(err) {
 			if err != nil {
-				log.Warn("jetstream storage failing; publishes fail fast until it recovers", "reason", err)
-			} else {
-				log.Info("jetstream storage recovered", "embedded_restarted", restartedOK)
-				repairs, nextRepair, lastRepair, restartedOK = 0, time.Time{}, nil, false
+				w.Health.set(err) // the latest reason
 			}
+		}
+		if err == nil && w.Health.set(nil) {
+			log.Info("jetstream storage recovered", "embedded_restarted", restarted)
+			repairs, nextRepair, lastRepair, restarted = 0, time.Time{}, nil, false
 		}
 		if !backoff.Sleep(ctx, interval) {
 			return

@@ -183,6 +183,7 @@ routes:
 	}
 
 	// Every accepted event reaches the sink.
+	sinkWait := time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
@@ -202,13 +203,21 @@ routes:
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	t.Logf("the sink had every accepted event %s after the posts after recovery", time.Since(sinkWait).Round(10*time.Millisecond))
+	stopping := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-p.done; err != nil {
 		t.Fatalf("vrelay exit after SIGTERM: %v\n%s", err, logs())
 	}
+	t.Logf("stopped in %s", time.Since(stopping).Round(10*time.Millisecond))
 	out := logs()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "jetstream storage") || strings.Contains(line, "nats-server restarted") {
+			t.Log(line)
+		}
+	}
 	for _, want := range []string{"jetstream storage failing", "embedded nats-server restarted", "jetstream storage recovered"} {
 		if n := strings.Count(out, want); n != 1 {
 			t.Errorf("log has %q %d times, want once", want, n)
