@@ -3,6 +3,8 @@ package producers
 import (
 	"log/slog"
 	"time"
+
+	"github.com/vrelay/vrelay/streams"
 )
 
 // Option changes what code injects into a publisher, checkpointer or
@@ -17,6 +19,7 @@ type options struct {
 	restartMin       time.Duration
 	restartMax       time.Duration
 	leases           *Leases
+	storage          *streams.StorageHealth
 }
 
 func newOptions(opts []Option) options {
@@ -82,3 +85,10 @@ func WithRestartBackoff(initial, max time.Duration) Option {
 // leases (one replica, the embedded server): a polling source runs like
 // any other.
 func WithLeases(l *Leases) Option { return func(o *options) { o.leases = l } }
+
+// WithStorageHealth makes a publisher fail at once, with an error wrapping
+// [streams.ErrStorageFailing], while h says JetStream cannot store, and
+// give up waiting for acks when it starts failing. Default: none.
+func WithStorageHealth(h *streams.StorageHealth) Option {
+	return func(o *options) { o.storage = h }
+}

@@ -95,6 +95,7 @@ type JetStreamPublisher struct {
 	metrics     *Metrics
 	maxAttempts int
 	retryWait   time.Duration
+	storage     *streams.StorageHealth
 }
 
 // NewPublisher returns a publisher of the source named in scope. js should
@@ -113,6 +114,7 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 		metrics:     o.metrics,
 		maxAttempts: o.publishAttempts,
 		retryWait:   o.publishRetryWait,
+		storage:     o.storage,
 	}
 }
 
@@ -147,6 +149,13 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 	pending := msgs
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for attempt := 1; ; attempt++ {
+		// While storage is known to fail, an ack would not come: say so
+		// now instead of after the ack timeout.
+		if err := p.storage.Err(); err != nil {
+			p.metrics.failed(p.scope, len(pending))
+			return fmt.Errorf("publish %d of %d events: %w", len(pending), len(recs), err)
+		}
+		storageFailing := p.storage.Failing()
 		var sendErr error
 		for i, m := range pending {
 			f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(streams.EventStream))
@@ -175,6 +184,17 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 				lastErr = err
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-storageFailing:
+				// Events still unacked are sent again with their
+				// Nats-Msg-Id by the caller; JetStream drops those it
+				// stored after all.
+				p.metrics.published(p.scope, stored, dups)
+				p.metrics.failed(p.scope, len(pending)-stored)
+				err := p.storage.Err()
+				if err == nil { // it recovered meanwhile
+					err = streams.ErrStorageFailing
+				}
+				return fmt.Errorf("publish %d of %d events: %w", len(pending)-stored, len(recs), err)
 			}
 		}
 		p.metrics.published(p.scope, stored, dups)

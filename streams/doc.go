@@ -22,6 +22,13 @@
 // have them off loopback) while [Server.Connect] sends them itself, or
 // connects to an external cluster ([ExternalConfig.Connect]).
 //
+// A [StorageWatch] keeps a [StorageHealth] that says whether JetStream can
+// store (a full disk makes nats-server keep a write error and answer no
+// publish): publishers consult it to fail fast, /readyz reports it. On the
+// embedded server it repairs storage once the disk takes writes again, by
+// restarting the nats-server in-process ([Server.Repair]); connections
+// from [Server.Connect] with reconnects follow the new server.
+//
 //	srv, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: "data"}, log)
 //	nc, err := srv.Connect(streams.ConnOptions(log, "vrelay")...)
 //	js, err := jetstream.New(nc)

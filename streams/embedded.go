@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -98,14 +99,21 @@ func (c EmbeddedConfig) syncInterval() (d time.Duration, always bool, err error)
 	return d, false, nil
 }
 
-// Server is an embedded nats-server with JetStream.
+// Server is an embedded nats-server with JetStream. [Server.Repair] may
+// replace the nats-server inside it; clients of [Server.Connect] follow.
 type Server struct {
-	ns   *server.Server
+	ns   atomic.Pointer[server.Server]
 	lock *os.File
 	cfg  EmbeddedConfig
 	// creds are what Connect sends; nil without auth.
 	creds *auth.Credentials
-	once  sync.Once
+	log   *slog.Logger
+	// opts is a pristine copy of the options, cloned for each start.
+	opts     *server.Options
+	mu       sync.Mutex // serialises restarts and Shutdown
+	down     bool
+	restarts atomic.Int64
+	once     sync.Once
 }
 
 // StartEmbedded starts nats-server with JetStream on cfg.DataDir and waits
@@ -171,24 +179,42 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Server, error) {
 	default:
 		opts.Authorization = creds.Token.Reveal()
 	}
-	ns, err := server.NewServer(opts)
+	if testServerOptions != nil {
+		testServerOptions(opts)
+	}
+	s := &Server{lock: lock, cfg: cfg, creds: creds, log: log, opts: opts.Clone()}
+	ns, err := s.start(opts)
 	if err != nil {
 		unlock(lock)
+		return nil, err
+	}
+	s.ns.Store(ns)
+	if !opts.DontListen && opts.Port == server.RANDOM_PORT {
+		// A restart listens where the clients already connect.
+		if a, ok := ns.Addr().(*net.TCPAddr); ok {
+			s.opts.Port = a.Port
+		}
+	}
+	log.Info("embedded nats-server ready", "data_dir", cfg.DataDir, "listen", s.ListenAddr(),
+		"sync_interval", cfg.SyncInterval, "auth", authKind(creds))
+	return s, nil
+}
+
+// start runs a nats-server on opts and waits until it accepts connections.
+func (s *Server) start(opts *server.Options) (*server.Server, error) {
+	ns, err := server.NewServer(opts)
+	if err != nil {
 		return nil, fmt.Errorf("configure embedded nats-server: %w", err)
 	}
-	ns.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
+	ns.SetLoggerV2(serverLogger{s.log.With("component", "nats-server")}, false, false, false)
 	ns.Start()
 	// Recovering a large store can take a while; a minute covers gigabytes.
 	if !ns.ReadyForConnections(time.Minute) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		unlock(lock)
-		return nil, fmt.Errorf("embedded nats-server on %s did not become ready", cfg.Listen)
+		return nil, fmt.Errorf("embedded nats-server on %s did not become ready", s.cfg.Listen)
 	}
-	s := &Server{ns: ns, lock: lock, cfg: cfg, creds: creds}
-	log.Info("embedded nats-server ready", "data_dir", cfg.DataDir, "listen", s.ListenAddr(),
-		"sync_interval", cfg.SyncInterval, "auth", authKind(creds))
-	return s, nil
+	return ns, nil
 }
 
 // ClientURL is the nats:// URL of the listener, or "" when Listen is off.
@@ -196,7 +222,7 @@ func (s *Server) ClientURL() string {
 	if s.cfg.Listen == ListenOff {
 		return ""
 	}
-	return s.ns.ClientURL()
+	return s.ns.Load().ClientURL()
 }
 
 // ListenAddr is the address the listener is bound to, or "off".
@@ -204,7 +230,7 @@ func (s *Server) ListenAddr() string {
 	if s.cfg.Listen == ListenOff {
 		return ListenOff
 	}
-	if a := s.ns.Addr(); a != nil {
+	if a := s.ns.Load().Addr(); a != nil {
 		return a.String()
 	}
 	return s.cfg.Listen
@@ -212,9 +238,11 @@ func (s *Server) ListenAddr() string {
 
 // Connect opens an in-process client connection, which skips the network
 // stack even when the listener is on. It sends the configured credentials
-// (EmbeddedConfig.Auth) itself. Pass [ConnOptions] for logging.
+// (EmbeddedConfig.Auth) itself. Pass [ConnOptions] for logging and for
+// reconnecting: a connection with reconnects reconnects to the nats-server
+// that [Server.Repair] started in place of the old one.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.Name("vrelay")}, opts...)
+	opts = append([]nats.Option{nats.InProcessServer(inProcess{s}), nats.Name("vrelay")}, opts...)
 	if o := s.creds.NATSOption(); o != nil {
 		opts = append(opts, o)
 	}
@@ -230,8 +258,12 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 // Shutdown is idempotent.
 func (s *Server) Shutdown() {
 	s.once.Do(func() {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.down = true
+		ns := s.ns.Load()
+		ns.Shutdown()
+		ns.WaitForShutdown()
 		unlock(s.lock)
 	})
 }

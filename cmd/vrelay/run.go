@@ -44,7 +44,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	log.Info("starting vrelay", "version", versionString(), "config", path, "role", role,
 		"sources", len(cfg.Sources), "routes", len(cfg.Routes))
 
-	nc, shutdownNATS, err := connectNATS(cfg, log)
+	nc, storage, shutdownNATS, err := connectNATS(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -72,9 +72,11 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	storage.register(reg)
 
 	g, gctx := errgroup.WithContext(ctx)
-	ready := &readiness{nc: nc, js: js, started: make(chan struct{})}
+	g.Go(func() error { storage.run(gctx, js, log); return nil })
+	ready := &readiness{nc: nc, js: js, storage: storage.health, started: make(chan struct{})}
 	if cfg.HTTP.Listen != netaddr.Off {
 		srv, ln, err := opsServer(cfg.HTTP, reg, ready, defaultOpsTimeouts)
 		if err != nil {
@@ -151,7 +153,8 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 		runner := producers.NewRunner(ropts...)
 		for i, s := range cfg.Sources {
 			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: s.Provider(), Source: s.Name}
-			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics))
+			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics),
+				producers.WithStorageHealth(storage.health))
 			src, err := s.New(config.SourceDeps{Log: log, Registerer: reg, Checkpoints: cp, LastStored: pub})
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
@@ -178,26 +181,27 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	return err
 }
 
-// connectNATS starts the embedded server or dials the external one. The
-// returned function closes the connection and stops the embedded server.
-func connectNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, func(), error) {
+// connectNATS starts the embedded server or dials the external one, and
+// returns what watches its storage. The returned function closes the
+// connection and stops the embedded server.
+func connectNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, *storageWatch, func(), error) {
 	if ext := cfg.NATS.External; ext != nil {
 		nc, err := ext.Connect(log.With("component", "nats"), "vrelay")
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return nc, func() { drain(nc, cfg.ShutdownTimeout*2/5, log) }, nil
+		return nc, newStorageWatch(nil), func() { drain(nc, cfg.ShutdownTimeout*2/5, log) }, nil
 	}
 	srv, err := streams.StartEmbedded(*cfg.NATS.Embedded, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	nc, err := srv.Connect(streams.ConnOptions(log.With("component", "nats"), "vrelay")...)
 	if err != nil {
 		srv.Shutdown()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return nc, func() {
+	return nc, newStorageWatch(srv), func() {
 		drain(nc, cfg.ShutdownTimeout*2/5, log)
 		srv.Shutdown()
 		log.Info("embedded nats-server stopped")
@@ -249,10 +253,12 @@ func retryableEnsure(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
-// readiness answers /readyz: started, connected, and JetStream answering.
+// readiness answers /readyz: started, connected, JetStream answering, and
+// its storage taking writes.
 type readiness struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	storage *streams.StorageHealth
 	started chan struct{}
 	// sources is set before started is closed; nil without sources
 	// (-role consumers).
@@ -268,6 +274,9 @@ func (r *readiness) check(ctx context.Context) error {
 	case <-r.started:
 	default:
 		return errors.New("starting")
+	}
+	if err := r.storage.Err(); err != nil {
+		return err
 	}
 	if !r.nc.IsConnected() {
 		return fmt.Errorf("nats %s", r.nc.Status())

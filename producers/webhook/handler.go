@@ -115,7 +115,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) int {
 			}
 			return h.reject(w, r, rej)
 		}
-		h.src.log.LogAttrs(r.Context(), slog.LevelWarn, "publish webhook events",
+		// A storage failure is logged once, where it is detected; a
+		// request refused for it is not worth a line of its own.
+		level := slog.LevelWarn
+		if errors.Is(err, streams.ErrStorageFailing) {
+			level = slog.LevelDebug
+		}
+		h.src.log.LogAttrs(r.Context(), level, "publish webhook events",
 			slog.Int("events", len(evs)), slog.String("remote_addr", r.RemoteAddr), slog.Any("error", err))
 		w.Header().Set("Retry-After", "1")
 		return writeJSON(w, http.StatusServiceUnavailable,
