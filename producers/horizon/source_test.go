@@ -518,7 +518,7 @@ func TestUntrustedCertificate(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
 	cfg.CAFile = ""
-	src := e.source(t, cfg)
+	src := e.source(t, cfg, horizon.WithOutageInterval(time.Nanosecond)) // a line per attempt
 	start(t, src, e.publisher(src))
 	eventually(t, "a certificate error", func() bool { return e.logs.count("horizon certificate is not trusted") >= 2 })
 	if c := e.hz.Counts(); c.Logins != 0 {
