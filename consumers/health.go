@@ -3,6 +3,7 @@ package consumers
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,9 @@ type health struct {
 	every time.Duration
 	now   func() time.Time
 
+	// down mirrors failing for the delivery path, which then takes no lock
+	// while the route is healthy.
+	down     atomic.Bool
 	mu       sync.Mutex
 	failing  bool
 	since    time.Time // first failure of the current outage
@@ -50,6 +54,7 @@ func (h *health) failed(log *slog.Logger, err error) {
 	}
 	if first {
 		h.failing, h.since = true, now
+		h.down.Store(true)
 	}
 	n, total, since := h.unlogged, h.total, h.since
 	h.lastLine, h.unlogged = now, 0
@@ -67,6 +72,9 @@ func (h *health) failed(log *slog.Logger, err error) {
 
 // delivered records a successful delivery and says so once after failures.
 func (h *health) delivered(log *slog.Logger) {
+	if !h.down.Load() {
+		return
+	}
 	h.mu.Lock()
 	if !h.failing {
 		h.mu.Unlock()
@@ -74,6 +82,7 @@ func (h *health) delivered(log *slog.Logger) {
 	}
 	total, d := h.total, h.now().Sub(h.since)
 	h.failing, h.total, h.unlogged = false, 0, 0
+	h.down.Store(false)
 	h.mu.Unlock()
 	log.Info("route recovered: its sink takes deliveries again",
 		"failed_for", d.Round(time.Millisecond), "failed_attempts", total)
