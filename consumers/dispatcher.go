@@ -75,6 +75,7 @@ type Dispatcher struct {
 	shutdownTimeout time.Duration
 
 	filterErrLog rateLimited
+	health       *health // says when deliveries start and stop failing
 }
 
 // NewDispatcher returns the dispatcher of route r delivering to sink. A
@@ -110,6 +111,7 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		stream:          o.stream,
 		shutdownTimeout: o.shutdownTimeout,
 		filterErrLog:    rateLimited{every: 10 * time.Second},
+		health:          newHealth(o.healthInterval),
 	}, nil
 }
 
@@ -445,6 +447,12 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSl
 
 // settle acks, naks or dead-letters one sent message on its own result.
 func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
+	switch {
+	case err == nil:
+		d.health.delivered(d.log)
+	case ctx.Err() == nil:
+		d.health.failed(d.log, err)
+	}
 	switch {
 	case err == nil:
 		d.metrics.outcome(delivered)

@@ -16,6 +16,7 @@ type options struct {
 	stream          string
 	root            string
 	shutdownTimeout time.Duration
+	healthInterval  time.Duration
 }
 
 func newOptions(opts []Option) options {

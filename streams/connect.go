@@ -73,7 +73,7 @@ func (c ExternalConfig) Validate() error {
 		}
 		pu, err := url.Parse(strings.TrimSpace(u))
 		if err != nil || pu.Host == "" {
-			errs = append(errs, cfgerr.Newf("url", "%q is not a server URL such as nats://host:4222", strings.TrimSpace(u)))
+			errs = append(errs, cfgerr.Newf("url", "%q is not a server URL such as nats://host:4222", secret.RedactURL(strings.TrimSpace(u))))
 			continue
 		}
 		if pu.User != nil {

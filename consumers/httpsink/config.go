@@ -154,6 +154,10 @@ func validateURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error repeats the URL, which may hold a secret: keep only the cause.
+		if secret.RedactURL(raw) != raw {
+			// Even the cause may quote part of the credentials (a bad escape).
+			return cfgerr.New("url", "not a URL")
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err

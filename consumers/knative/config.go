@@ -8,6 +8,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/secret"
 )
 
 // Config is the operator's configuration of one Knative sink: a Knative
@@ -141,6 +142,10 @@ func (r Ref) validate() error {
 func parseURI(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		if secret.RedactURL(raw) != raw {
+			// Even the cause may quote part of the credentials (a bad escape).
+			return nil, cfgerr.New("uri", "not a URI")
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URI, which may hold a key

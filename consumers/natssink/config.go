@@ -98,7 +98,7 @@ func (c Config) Validate() error {
 		pu, err := url.Parse(strings.TrimSpace(u))
 		switch {
 		case err != nil || pu.Host == "":
-			errs = append(errs, cfgerr.Newf("url", "%q is not a server URL such as nats://host:4222", strings.TrimSpace(u)))
+			errs = append(errs, cfgerr.Newf("url", "%q is not a server URL such as nats://host:4222", secret.RedactURL(strings.TrimSpace(u))))
 		case pu.User != nil:
 			errs = append(errs, cfgerr.New("url", "must not carry credentials: use user/password, token or credsFile"))
 		}

@@ -47,6 +47,7 @@ func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
 	defer s.running.Store(false)
 
 	r := &reader{s: s, pub: pub, log: s.log, conv: Converter{Source: s.URL(), Format: s.cfg.Format}}
+	r.outage.Every = s.outage
 	if err := r.load(ctx); err != nil {
 		return err
 	}
@@ -70,6 +71,8 @@ type reader struct {
 	pub  producers.Publisher
 	log  *slog.Logger
 	conv Converter
+	// outage decides which failures to log: see [producers.Outage].
+	outage producers.Outage
 
 	loaded  *checkpoint // what the bucket held at start; nil: nothing
 	started bool        // pos is valid
@@ -122,8 +125,9 @@ func (r *reader) loop(ctx context.Context, c *client) error {
 			return ctx.Err()
 		}
 		if err == nil {
-			if failures > 0 {
-				r.log.Info("horizon answers again; reading resumes", "horizon", r.s.URL(), "failures", failures)
+			if down, n, ok := r.outage.Restored(); ok {
+				r.log.Info("horizon answers again; reading resumes", "horizon", r.s.URL(),
+					"failed_for", down.Round(time.Millisecond), "failed_attempts", n)
 			}
 			failures = 0
 			r.s.metrics.connected.Set(1)
@@ -143,17 +147,20 @@ func (r *reader) loop(ctx context.Context, c *client) error {
 		if ra := retryAfter(err); ra > 0 {
 			wait = ra
 		}
-		r.logFailure(kind, failures, wait, err)
+		if log, n, total := r.outage.Failed(); log {
+			r.logFailure(kind, wait, err, "attempt", failures, "failed_attempts", n, "failed_attempts_total", total)
+		}
 		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
 }
 
-// logFailure says, once per failed attempt, what went wrong and what an
-// operator can do about it.
-func (r *reader) logFailure(kind string, attempt int, wait time.Duration, err error) {
-	args := []any{"horizon", r.s.URL(), "attempt", attempt, "retry_in", wait, "err", err}
+// logFailure says what went wrong and what an operator can do about it:
+// on the first failure of an outage, then at most once per outage
+// interval, counting the attempts that failed since the last line.
+func (r *reader) logFailure(kind string, wait time.Duration, err error, counts ...any) {
+	args := append([]any{"horizon", r.s.URL(), "retry_in", wait, "err", err}, counts...)
 	switch kind {
 	case kindLogin:
 		r.log.Error("horizon rejected the login; check domain, username and password. Retrying",

@@ -43,6 +43,7 @@ type Source struct {
 	password secret.Value
 	roots    *x509.CertPool // nil: system roots
 	log      *slog.Logger
+	outage   time.Duration          // see WithOutageInterval
 	cp       producers.Checkpointer // nil: no checkpoints
 	last     LastStored             // nil: the checkpoint alone
 	metrics  *metrics
@@ -81,12 +82,18 @@ type options struct {
 	reg     prometheus.Registerer
 	minWait time.Duration
 	maxWait time.Duration
+	outage  time.Duration
 	timeout time.Duration
 }
 
 // WithLogger sets the logger. The default discards everything. The
 // password and the tokens are never logged.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOutageInterval sets how often, while Horizon cannot be reached,
+// the source logs that it still cannot: the first failure and the recovery
+// are always logged. Default: [producers.DefaultOutageInterval].
+func WithOutageInterval(d time.Duration) Option { return func(o *options) { o.outage = d } }
 
 // WithCheckpointer keeps the source's position under the key
 // `horizon.<name>`, so a restart resumes where the last run stopped.
@@ -172,6 +179,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		last:     o.last,
 		minWait:  o.minWait,
 		maxWait:  o.maxWait,
+		outage:   o.outage,
 		timeout:  o.timeout,
 		maxRead:  defaultMaxRead,
 	}

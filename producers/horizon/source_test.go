@@ -330,7 +330,8 @@ func TestFailureBursts(t *testing.T) {
 	cfg.PageSize = 100
 	evs := e.hz.Backlog(2500, 3, "VLSI_USERLOGGEDIN")
 	e.putCheckpoint(t, evs[0].Time-1)
-	src := e.source(t, cfg)
+	// Log every failed attempt, to count them.
+	src := e.source(t, cfg, horizon.WithOutageInterval(time.Nanosecond))
 	running(t, src, e.publisher(src), e.logs)
 	// Mid-read: the first pages were read.
 	eventually(t, "the read to begin", func() bool { return e.hz.Counts().AuditRequests >= 3 })
@@ -373,7 +374,7 @@ func TestWrongPassword(t *testing.T) {
 	e := newEnv(t)
 	const wrong = "not-the-password-42"
 	cfg := configFor(t, e.hz, wrong)
-	src := e.source(t, cfg)
+	src := e.source(t, cfg, horizon.WithOutageInterval(time.Nanosecond)) // a line per attempt
 	start(t, src, e.publisher(src))
 	eventually(t, "three rejected logins", func() bool { return e.logs.count("horizon rejected the login") >= 3 })
 	recs := e.logs.matching("horizon rejected the login")
@@ -517,7 +518,7 @@ func TestUntrustedCertificate(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
 	cfg.CAFile = ""
-	src := e.source(t, cfg)
+	src := e.source(t, cfg, horizon.WithOutageInterval(time.Nanosecond)) // a line per attempt
 	start(t, src, e.publisher(src))
 	eventually(t, "a certificate error", func() bool { return e.logs.count("horizon certificate is not trusted") >= 2 })
 	if c := e.hz.Counts(); c.Logins != 0 {

@@ -52,6 +52,7 @@ func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
 	defer s.running.Store(false)
 
 	r := &reader{s: s, pub: pub, log: s.log}
+	r.outage.Every = s.outage
 	cp, err := r.load(ctx)
 	if err != nil {
 		return err
@@ -72,6 +73,8 @@ type reader struct {
 	s   *Source
 	pub producers.Publisher
 	log *slog.Logger
+	// outage decides which failures to log: see [producers.Outage].
+	outage producers.Outage
 
 	mu      sync.Mutex
 	pos     position
@@ -129,7 +132,17 @@ func (r *reader) loop(ctx context.Context, cp *checkpoint) error {
 		failures++
 		r.s.metrics.disconnects.Inc()
 		wait := r.s.backoff(failures)
-		args := []any{"vcenter", r.s.sdk.String(), "attempt", failures, "retry_in", wait, "err", err}
+		log, n, total := r.outage.Failed()
+		if !log {
+			if !backoff.Sleep(ctx, wait) {
+				return ctx.Err()
+			}
+			continue
+		}
+		// The first failure of an outage, or the first after the outage
+		// interval: say what went wrong and how often since the last line.
+		args := []any{"vcenter", r.s.sdk.String(), "attempt", failures, "retry_in", wait, "err", err,
+			"failed_attempts", n, "failed_attempts_total", total}
 		switch {
 		case isBadLogin(err):
 			r.log.Error("vcenter rejected the username or password; fix the credentials. Retrying",
@@ -169,6 +182,10 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 	}
 	r.s.metrics.connected.Set(1)
 	defer r.s.metrics.connected.Set(0)
+	if down, n, ok := r.outage.Restored(); ok {
+		r.log.Info("vcenter answers again; reading resumes", "vcenter", r.s.sdk.String(),
+			"failed_for", down.Round(time.Millisecond), "failed_attempts", n)
+	}
 	r.log.Info("reading vcenter events", "vcenter", r.s.sdk.String(), "instance_uuid", uuid,
 		"api_version", c.about.ApiVersion, "begin", begin)
 

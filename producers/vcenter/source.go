@@ -36,6 +36,7 @@ type Source struct {
 	password secret.Value
 	roots    *x509.CertPool // nil: system roots
 	log      *slog.Logger
+	outage   time.Duration          // see WithOutageInterval
 	cp       producers.Checkpointer // nil: no checkpoints
 	metrics  *metrics
 	minWait  time.Duration
@@ -71,11 +72,17 @@ type options struct {
 	reg     prometheus.Registerer
 	minWait time.Duration
 	maxWait time.Duration
+	outage  time.Duration
 }
 
 // WithLogger sets the logger. The default discards everything. The
 // password is never logged.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOutageInterval sets how often, while vCenter cannot be reached,
+// the source logs that it still cannot: the first failure and the recovery
+// are always logged. Default: [producers.DefaultOutageInterval].
+func WithOutageInterval(d time.Duration) Option { return func(o *options) { o.outage = d } }
 
 // WithCheckpointer keeps the source's position under the key
 // `vcenter.<name>`, so a restart resumes where the last run stopped.
@@ -152,6 +159,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		last:     o.last,
 		minWait:  o.minWait,
 		maxWait:  o.maxWait,
+		outage:   o.outage,
 	}
 	if cfg.CAFile != "" {
 		if s.roots, err = tlsfiles.LoadCAPool(cfg.CAFile); err != nil {

@@ -438,7 +438,8 @@ func TestBadPassword(t *testing.T) {
 	_, js := natstest.Run(t)
 	l := &logs{}
 	src, err := vcenter.New(cfg, vcenter.WithName(sourceName), vcenter.WithLogger(l.logger()),
-		vcenter.WithBackoff(20*time.Millisecond, 40*time.Millisecond))
+		vcenter.WithBackoff(20*time.Millisecond, 40*time.Millisecond),
+		vcenter.WithOutageInterval(time.Nanosecond)) // a line per attempt
 	if err != nil {
 		t.Fatal(err)
 	}

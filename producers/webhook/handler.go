@@ -45,8 +45,8 @@ type handler struct {
 }
 
 // rejection is why a request was refused. reason is written to the sender
-// and to the debug log, so it quotes headers at most, never the body beyond
-// one character; detail, when set, may quote the body and goes to the
+// and to the debug log, so it quotes headers at most (never Authorization),
+// never the body beyond one character; detail, when set, may quote the body and goes to the
 // sender only.
 type rejection struct {
 	code   int
@@ -507,5 +507,19 @@ func (a *authenticator) check(r *http.Request) (string, bool) {
 		}
 		return "invalid credentials", false
 	}
-	return fmt.Sprintf("unsupported authorization scheme %q", scheme), false
+	// Never quote the header: with a typo ("Bearer:tok") or no scheme at
+	// all, what precedes the first space is the credential itself.
+	return "unsupported authorization scheme (expected " + a.schemes() + ")", false
+}
+
+// schemes names the schemes a accepts, for a rejection that must not
+// quote what the client sent.
+func (a *authenticator) schemes() string {
+	switch {
+	case a.basic && a.bearer:
+		return "Basic or Bearer"
+	case a.basic:
+		return "Basic"
+	}
+	return "Bearer"
 }

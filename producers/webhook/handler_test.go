@@ -626,12 +626,17 @@ func TestAuth(t *testing.T) {
 		{name: "both configured, wrong", auth: webhook.AuthConfig{Basic: basic, Bearer: bearer}, authz: "Bearer s3cret", wantCode: 401, wantWWW: []string{wwwBasic, wwwBearer}},
 		{name: "both configured, none sent", auth: webhook.AuthConfig{Basic: basic, Bearer: bearer}, wantCode: 401, wantWWW: []string{wwwBasic, wwwBearer}},
 		{name: "both configured, other scheme", auth: webhook.AuthConfig{Basic: basic, Bearer: bearer}, authz: "Digest x", wantCode: 401, wantWWW: []string{wwwBasic, wwwBearer}},
+		{name: "bearer typo, token glued to scheme", auth: webhook.AuthConfig{Bearer: bearer}, authz: "Bearer:s3cret", wantCode: 401, wantWWW: []string{wwwBearer}},
+		{name: "bare token, no scheme", auth: webhook.AuthConfig{Bearer: bearer}, authz: "s3cret", wantCode: 401, wantWWW: []string{wwwBearer}},
+		{name: "bare password, no scheme", auth: webhook.AuthConfig{Basic: basic}, authz: "s3cret trailing", wantCode: 401, wantWWW: []string{wwwBasic}},
 		{name: "none configured", authz: "Bearer anything", wantCode: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pub := &recorder{}
-			srv := serve(t, webhook.Config{Auth: tt.auth}, pub)
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			srv := serve(t, webhook.Config{Auth: tt.auth}, pub, webhook.WithLogger(log))
 			resp, body := request{header: with(binaryHeaders, "Authorization", tt.authz)}.do(t, srv.URL)
 			if resp.StatusCode != tt.wantCode {
 				t.Fatalf("got status %d (%s), want %d", resp.StatusCode, body, tt.wantCode)
@@ -648,6 +653,9 @@ func TestAuth(t *testing.T) {
 			}
 			if tt.wantCode == 401 && strings.Contains(body, "s3cret") {
 				t.Errorf("401 body %q quotes a credential", body)
+			}
+			if strings.Contains(logs.String(), "s3cret") {
+				t.Errorf("debug log quotes a credential:\n%s", logs.String())
 			}
 		})
 	}
