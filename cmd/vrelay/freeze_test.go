@@ -189,6 +189,7 @@ routes:
 	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	woke := time.Now()
 	posters.Wait()
 	close(errs)
 	for err := range errs {
@@ -197,6 +198,7 @@ routes:
 
 	select {
 	case <-gotAll:
+		t.Logf("all %d events at the sink %s after SIGCONT", len(want), time.Since(woke).Round(time.Millisecond))
 	case <-ctx.Done():
 		mu.Lock()
 		var missing []string
