@@ -195,34 +195,22 @@ func (d *Dispatcher) pullSize() int {
 // events it had not started to send to JetStream at once, a batch still
 // filling included, and returns ctx.Err(). Events whose send was cut short
 // are redelivered: nothing is acked on the way out.
+//
+// Pulled messages wait for a worker in the subscription's own queue (see
+// [Dispatcher.consume]), which nothing overflows: a process that was
+// frozen (SIGSTOP, a paused VM) drops none of them when it wakes, and none
+// waits out the ack wait.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	cons, replayCons, err := d.ensure(ctx)
 	if err != nil {
 		return err
 	}
 	dl := d.route.Delivery
-	pull := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(PullExpiry)}
-	events, err := cons.Messages(pull...)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", d.route.Name, err)
-	}
-	replays, err := replayCons.Messages(pull...)
-	if err != nil {
-		events.Stop()
-		return fmt.Errorf("consume replays of %s: %w", d.route.Name, err)
-	}
-	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight, "max_batch", dl.MaxBatch)
 
 	// Sends run on their own context, so that SIGTERM lets them finish.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	var wg sync.WaitGroup
-	wg.Go(func() { d.watchPending(ctx, cons) })
-	stopping := context.AfterFunc(ctx, func() {
-		events.Drain()
-		replays.Drain()
-	})
-	defer stopping()
 
 	prog := &progress{every: dl.AckWait / 2}
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
@@ -255,12 +243,33 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+
 	// Both consumers feed the same workers.
-	var intake sync.WaitGroup
-	intake.Go(func() { d.intake(ctx, replays, p) })
-	d.intake(ctx, events, p)
+	events, err := d.consume(ctx, cons, p)
+	if err != nil {
+		close(p.work)
+		return fmt.Errorf("consume %s: %w", d.route.Name, err)
+	}
+	replays, err := d.consume(ctx, replayCons, p)
+	if err != nil {
+		events.Drain()
+		<-events.Closed()
+		close(p.work)
+		return fmt.Errorf("consume replays of %s: %w", d.route.Name, err)
+	}
+	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight, "max_batch", dl.MaxBatch)
+	wg.Go(func() { d.watchPending(ctx, cons) })
+	stopping := context.AfterFunc(ctx, func() {
+		events.Drain()
+		replays.Drain()
+	})
+	defer stopping()
+
+	// Draining hands every message still queued to intake, which gives it
+	// back; Closed comes once the last one went through.
+	<-events.Closed()
 	replays.Drain() // the event consumer stopped: so do the replays
-	intake.Wait()
+	<-replays.Closed()
 	close(p.work)
 
 	done := make(chan struct{})
@@ -278,25 +287,39 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// intake hands the messages of one consumer to the workers until the
-// consumer's iterator is closed.
-func (d *Dispatcher) intake(ctx context.Context, it jetstream.MessagesContext, p *pool) {
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
-		}
-		if err != nil {
+// consume starts pulling from cons into the workers of p.
+//
+// It uses nats.go's Consume, whose messages wait for the handler in the
+// subscription's pending queue (nats.go's default limits: 512Ki messages,
+// 64 MiB), while the handler blocks until a worker is free. Messages, the
+// iterator used before, queues them in a channel of PullMaxMessages, and a
+// missed heartbeat (every pull of a frozen process misses one when it
+// wakes) resets the client's count of what it asked for and pulls that
+// much again while the first pull is still served: the channel overflowed
+// ("slow consumer, messages dropped"), and the messages dropped were
+// redelivered only after the ack wait. The server never hands out more
+// than MaxAckPending unacknowledged messages, so the queue cannot grow
+// past that count however often a pull is repeated. A blocked handler
+// also misses no heartbeat: nats.go pauses the check while it runs.
+func (d *Dispatcher) consume(ctx context.Context, cons jetstream.Consumer, p *pool) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(msg jetstream.Msg) { d.intake(ctx, msg, p) },
+		jetstream.PullMaxMessages(d.pullSize()),
+		jetstream.PullExpiry(PullExpiry),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// Missed heartbeats, a pull that failed, a consumer that
+			// changed leader: nats.go pulls again by itself.
 			d.log.Warn("pull from consumer", "err", err)
-			continue
-		}
-		if ctx.Err() != nil {
-			// Drained after shutdown began: give it back at once.
-			_ = msg.Nak()
-			continue
-		}
-		p.submit(msg)
+		}))
+}
+
+// intake hands one pulled message to the workers, or, once shutdown began,
+// gives it back at once.
+func (d *Dispatcher) intake(ctx context.Context, msg jetstream.Msg, p *pool) {
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		return
 	}
+	p.submit(msg)
 }
 
 // pool is a route's workers, started on demand up to max.

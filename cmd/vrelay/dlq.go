@@ -177,7 +177,15 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "vrelay dlq list:", err)
 			return 1
 		}
-		printLetters(stdout, letters)
+		total := len(letters)
+		if *limit > 0 && total == *limit {
+			// The listing stopped at -n: say how many there are.
+			if total, err = deadletter.Count(ctx, conn.js, sel); err != nil {
+				fmt.Fprintln(stderr, "vrelay dlq list:", err)
+				return 1
+			}
+		}
+		printLetters(stdout, letters, total)
 	case "show":
 		l, err := deadletter.Get(ctx, conn.js, seqs[0])
 		if err != nil {
@@ -203,7 +211,9 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printLetters(w io.Writer, letters []deadletter.Letter) {
+// printLetters prints letters, then how many there are: total, which is
+// more when the listing was cut at -n.
+func printLetters(w io.Writer, letters []deadletter.Letter, total int) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tROUTE\tFAILED AT\tFAILURE\tATTEMPTS\tEVENT ID\tTYPE\tREASON")
 	for _, l := range letters {
@@ -211,6 +221,10 @@ func printLetters(w io.Writer, letters []deadletter.Letter) {
 			l.FailedAt.Format(time.RFC3339), l.Failure, l.Attempts, l.EventID, l.EventType, oneLine(l.Reason, 80))
 	}
 	tw.Flush()
+	if total > len(letters) {
+		fmt.Fprintf(w, "showing %d of %d dead letters (-n 0 lists all)\n", len(letters), total)
+		return
+	}
 	fmt.Fprintf(w, "%d dead letters\n", len(letters))
 }
 

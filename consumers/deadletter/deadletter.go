@@ -98,6 +98,24 @@ func List(ctx context.Context, js jetstream.JetStream, sel Selector, limit int) 
 	return out, err
 }
 
+// Count returns how many dead letters sel selects, however many [List]
+// would return: with sel.Sequences, those of them that exist on the
+// route's subject (or any route's); without, the number the stream holds
+// on that subject, from the stream's per-subject counts, so counting does
+// not read the letters.
+func Count(ctx context.Context, js jetstream.JetStream, sel Selector) (int, error) {
+	if len(sel.Sequences) > 0 {
+		n := 0
+		err := each(ctx, js, sel, func(Letter) bool { n++; return true })
+		return n, err
+	}
+	s, err := js.Stream(ctx, streams.DLQStream)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", streams.DLQStream, err)
+	}
+	return count(ctx, s, sel.subject())
+}
+
 // Get returns one dead letter by sequence.
 func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
 	s, err := js.Stream(ctx, streams.DLQStream)

@@ -139,6 +139,11 @@ func TestListGetPurge(t *testing.T) {
 			if err != nil || !cmp.Equal(ids(got), tt.want) {
 				t.Errorf("List(%+v, %d): got %v, %v; want %v", tt.sel, tt.limit, ids(got), err, tt.want)
 			}
+			// Count ignores the limit: it says how many List would give without one.
+			all, _ := deadletter.List(ctx, js, tt.sel, 0)
+			if n, err := deadletter.Count(ctx, js, tt.sel); err != nil || n != len(all) {
+				t.Errorf("Count(%+v): got %d, %v; want %d", tt.sel, n, err, len(all))
+			}
 		})
 	}
 
