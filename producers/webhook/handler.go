@@ -501,5 +501,19 @@ func (a *authenticator) check(r *http.Request) (string, bool) {
 		}
 		return "invalid credentials", false
 	}
+	if !knownSchemes[strings.ToLower(scheme)] {
+		// A bare token ("Authorization: <token>") lands here: never quote
+		// what may be the credential itself.
+		return "unsupported authorization scheme", false
+	}
 	return fmt.Sprintf("unsupported authorization scheme %q", scheme), false
+}
+
+// knownSchemes are the HTTP authentication schemes of the IANA registry,
+// lower-cased: the only first words of an Authorization header that an
+// answer quotes.
+var knownSchemes = map[string]bool{
+	"basic": true, "bearer": true, "digest": true, "dpop": true, "hoba": true, "mutual": true,
+	"negotiate": true, "ntlm": true, "oauth": true, "privatetoken": true, "concealed": true,
+	"scram-sha-1": true, "scram-sha-256": true, "vapid": true, "aws4-hmac-sha256": true,
 }
