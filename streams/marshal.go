@@ -35,7 +35,8 @@ import (
 //   - anything else, and text that is not valid UTF-8: "data_base64" holds
 //     the standard base64 of the bytes.
 //
-// Empty data is left out. String attributes that are not valid UTF-8 get
+// Empty data is left out. A time outside the years 0000 to 9999, which
+// RFC 3339 cannot write, is an error. String attributes that are not valid UTF-8 get
 // U+FFFD in place of each bad byte, as encoding/json does, so the result is
 // always valid JSON. [Decode] gives back an event whose Data() is exactly
 // ev.Data(). MarshalEvent does not modify ev.
@@ -100,8 +101,13 @@ func MarshalEvent(ev *event.Event) ([]byte, error) {
 		b = AppendString(b, ec.DataSchema.String())
 	}
 	if ec.Time != nil {
+		t := ec.Time.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			// Go would write it, but no RFC 3339 parser reads it back.
+			return nil, fmt.Errorf("time in year %d: RFC 3339 has four-digit years only", y)
+		}
 		b = append(b, `,"time":"`...)
-		b = ec.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = t.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')
 	}
 	if len(ec.Extensions) > 0 {
