@@ -169,7 +169,7 @@ func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
 // with datacontentencoding "base64", data that the SDK's JSON parser has
 // already decoded (DataBase64 set) stays as it is, and data still encoded
 // (a binary-mode body) is decoded; data that is not valid base64 is an
-// error. The result is marked DataBase64 then, as a 1.0 event read from
+// error, and so is an extension name that 1.0 does not allow. The result is marked DataBase64 then, as a 1.0 event read from
 // data_base64 is. ev itself is not modified.
 func UpgradeV1(ev event.Event) (event.Event, error) {
 	ec03, ok := ev.Context.(*event.EventContextV03)
@@ -181,6 +181,12 @@ func UpgradeV1(ev event.Event) (event.Event, error) {
 	}
 	ec := ec03.AsV1()
 	delete(ec.Extensions, event.DataContentEncodingKey)
+	for name := range ec.Extensions {
+		// The 0.3 reader takes any name; the 1.0 reader, Decode's, does not.
+		if !event.IsExtensionNameValid(name) {
+			return ev, fmt.Errorf("extension %q is not a CloudEvents 1.0 attribute name (ASCII letters and digits)", name)
+		}
+	}
 	if len(ec.Extensions) == 0 {
 		ec.Extensions = nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,14 +26,21 @@ import (
 // keeps the events of a call that succeeded. It stands in for JetStream,
 // which is too slow to start per input; the target is the handler's
 // parsing.
+// It also reads each stored body back as a route would, and keeps the
+// first error of that in unreadable.
 type encodingPublisher struct {
-	got []event.Event
+	got        []event.Event
+	unreadable error
 }
 
 func (p *encodingPublisher) Publish(_ context.Context, recs ...producers.Record) error {
 	for i := range recs {
-		if _, err := streams.Encode("fuzz", &recs[i].Event, recs[i].MsgID); err != nil {
+		m, err := streams.Encode("fuzz", &recs[i].Event, recs[i].MsgID)
+		if err != nil {
 			return &producers.EventError{Index: i, ID: recs[i].Event.ID(), Err: err}
+		}
+		if _, err := streams.Decode(m.Data); err != nil && p.unreadable == nil {
+			p.unreadable = fmt.Errorf("stored %q, which Decode rejects: %w", m.Data, err)
 		}
 	}
 	for i := range recs {
@@ -86,6 +94,7 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(modeStructured), false, "", "", []byte(`{"specversion":"0.3","id":"1","source":"urn:x","type":"t","datacontentencoding":"base64","data":"aGk="}`))
 	f.Add(uint8(modeStructured), false, "", "", []byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","x":"\xff"}`))
 	f.Add(uint8(modeStructured), false, "", "", []byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","datacontenttype":"application/x+json","data":"{"}`))
+	f.Add(uint8(modeStructured), false, "", "", []byte(`{"specversion":"0.3","id":"1","source":"urn:x","type":"t","a b":"x"}`))
 	f.Add(uint8(modeBatch), false, "", "", []byte("["+structured+","+structured+"]"))
 	f.Add(uint8(modeBatch), false, "", "", []byte(`[]`))
 	f.Add(uint8(modeBatch), false, "", "", []byte(`[1,{"specversion":"1.0"}]`))
@@ -148,6 +157,9 @@ func FuzzHandler(f *testing.F) {
 		}
 		if auth && len(pub.got) > 0 && !authorized(req) {
 			t.Fatalf("published %d events for Authorization %q", len(pub.got), req.Header.Get("Authorization"))
+		}
+		if pub.unreadable != nil {
+			t.Fatal(pub.unreadable)
 		}
 		if code != http.StatusOK {
 			return
