@@ -34,7 +34,7 @@ FUZZ_TARGETS := ./producers/webhook:FuzzHandler ./internal/config:FuzzParse \
 	./producers/vcenter:FuzzConvert ./producers/horizon:FuzzConvert ./filters:FuzzCompile \
 	./streams:FuzzCodecRoundTrip ./streams:FuzzUpgradeV1 ./streams:FuzzParseDeadLetter \
 	./streams:FuzzDecode ./streams:FuzzMarshal ./streams:FuzzValidJSON
-FUZZ_SMOKE ?= 4s
+FUZZ_SMOKE ?= 3s
 FUZZTIME   ?= 2m
 
 ## fuzz: each of FUZZ_TARGETS for FUZZTIME (default 2m), one after the
