@@ -13,7 +13,7 @@ NATSCLI_VERSION := v0.5.0
 NATSCLI_DIR     ?= $(HOME)/.cache/vrelay/natscli-$(NATSCLI_VERSION)
 NATSCLI         := $(NATSCLI_DIR)/nats
 
-.PHONY: run test lint build bench deps clean natscli
+.PHONY: run test fuzz lint build bench deps clean natscli
 
 ## run: start vrelay on the quickstart config (embedded NATS, simulated vCenter, webhook, log route)
 run: deps
@@ -24,6 +24,28 @@ run: deps
 ## included (both tools are built once and cached outside the clone)
 test: lint natscli k8s-tools helm
 	VRELAY_NATS_CLI=$(NATSCLI) VRELAY_K8S_BIN=$(K8S_BIN) VRELAY_HELM=$(HELM) $(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
+
+# The fuzz targets, as <package>:<FuzzName> (go test fuzzes one target per
+# run). The unit tests above already run their seed corpora
+# (testdata/fuzz/<FuzzName> and f.Add); `make test` then fuzzes each one for
+# FUZZ_SMOKE, `make fuzz` for FUZZTIME.
+FUZZ_TARGETS := ./producers/webhook:FuzzHandler ./internal/config:FuzzParse \
+	./producers/vcenter:FuzzConvert ./producers/horizon:FuzzConvert ./filters:FuzzCompile \
+	./streams:FuzzCodecRoundTrip ./streams:FuzzUpgradeV1 ./streams:FuzzParseDeadLetter \
+	./streams:FuzzDecode ./streams:FuzzMarshal ./streams:FuzzValidJSON ./filters:FuzzTransformCompile
+FUZZ_SMOKE ?= 3s
+FUZZTIME   ?= 2m
+
+## fuzz: each of FUZZ_TARGETS for FUZZTIME (default 2m), one after the
+## other; an input that fails is written to the package's testdata/fuzz,
+## where it stays as a regression seed once the bug is fixed
+fuzz: deps
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## natscli: build the pinned nats CLI into $(NATSCLI_DIR) unless it is there
 natscli: $(NATSCLI)

@@ -43,7 +43,7 @@ func MsgID(ev *event.Event) string { return ev.Source() + ":" + ev.ID() }
 // CloudEvent JSON that [MarshalEvent] writes as body (specversion 1.0, the
 // data byte-exact), Ce-* header copies and Nats-Msg-Id set to msgID
 // (MsgID(ev) when empty). It fails where MarshalEvent fails: on data that
-// claims to be JSON but is not.
+// claims to be JSON but is not, or a time RFC 3339 cannot write.
 func Encode(subject string, ev *event.Event, msgID string) (*nats.Msg, error) {
 	body, err := MarshalEvent(ev)
 	if err != nil {

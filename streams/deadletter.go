@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -192,9 +193,14 @@ func isEventHeader(k string) bool {
 	return k == HeaderContentType || len(k) > 3 && strings.EqualFold(k[:3], "ce-")
 }
 
+// truncate cuts s to at most n bytes, on a character boundary, and marks
+// the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

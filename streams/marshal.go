@@ -35,7 +35,8 @@ import (
 //   - anything else, and text that is not valid UTF-8: "data_base64" holds
 //     the standard base64 of the bytes.
 //
-// Empty data is left out. String attributes that are not valid UTF-8 get
+// Empty data is left out. A time outside the years 0000 to 9999, which
+// RFC 3339 cannot write, is an error. String attributes that are not valid UTF-8 get
 // U+FFFD in place of each bad byte, as encoding/json does, so the result is
 // always valid JSON. [Decode] gives back an event whose Data() is exactly
 // ev.Data(). MarshalEvent does not modify ev.
@@ -100,8 +101,13 @@ func MarshalEvent(ev *event.Event) ([]byte, error) {
 		b = AppendString(b, ec.DataSchema.String())
 	}
 	if ec.Time != nil {
+		t := ec.Time.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			// Go would write it, but no RFC 3339 parser reads it back.
+			return nil, fmt.Errorf("time in year %d: RFC 3339 has four-digit years only", y)
+		}
 		b = append(b, `,"time":"`...)
-		b = ec.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = t.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')
 	}
 	if len(ec.Extensions) > 0 {
@@ -163,7 +169,7 @@ func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
 // with datacontentencoding "base64", data that the SDK's JSON parser has
 // already decoded (DataBase64 set) stays as it is, and data still encoded
 // (a binary-mode body) is decoded; data that is not valid base64 is an
-// error. The result is marked DataBase64 then, as a 1.0 event read from
+// error, and so is an extension name that 1.0 does not allow. The result is marked DataBase64 then, as a 1.0 event read from
 // data_base64 is. ev itself is not modified.
 func UpgradeV1(ev event.Event) (event.Event, error) {
 	ec03, ok := ev.Context.(*event.EventContextV03)
@@ -175,6 +181,12 @@ func UpgradeV1(ev event.Event) (event.Event, error) {
 	}
 	ec := ec03.AsV1()
 	delete(ec.Extensions, event.DataContentEncodingKey)
+	for name := range ec.Extensions {
+		// The 0.3 reader takes any name; the 1.0 reader, Decode's, does not.
+		if !event.IsExtensionNameValid(name) {
+			return ev, fmt.Errorf("extension %q is not a CloudEvents 1.0 attribute name (ASCII letters and digits)", name)
+		}
+	}
 	if len(ec.Extensions) == 0 {
 		ec.Extensions = nil
 	}

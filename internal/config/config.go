@@ -208,7 +208,7 @@ func yamlError(err error) error {
 }
 
 var (
-	unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	unknownField = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
 	goType       = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
 )
 

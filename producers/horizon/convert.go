@@ -93,8 +93,9 @@ type Converter struct {
 //   - datacontenttype application/json, and the record as data, byte for
 //     byte.
 //
-// It fails for a record without an integer id or time, an unknown format,
-// or a result that is not a valid CloudEvent (an empty Source).
+// It fails for a record without an integer id or time, a time outside
+// the years 0000 to 9999, an unknown format, or a result that is not a
+// valid CloudEvent (an empty Source).
 func (c Converter) Convert(record []byte) (event.Event, error) {
 	ev, err := parseRecord(record)
 	if err != nil {
@@ -114,11 +115,16 @@ func (c Converter) convert(ae *auditEvent) (event.Event, error) {
 	default:
 		return event.Event{}, fmt.Errorf("convert horizon event %s: unknown format %q", id, c.Format)
 	}
+	t := time.UnixMilli(ae.Time).UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		// The event codec could not store it: RFC 3339 has four-digit years.
+		return event.Event{}, fmt.Errorf("convert horizon event %s: time %d ms is in year %d", id, ae.Time, y)
+	}
 	ev := event.New()
 	ev.SetID(id)
 	ev.SetSource(c.Source)
 	ev.SetType(prefix + strings.ToLower(ae.token()) + typeSuffix)
-	ev.SetTime(time.UnixMilli(ae.Time).UTC())
+	ev.SetTime(t)
 	// Not SetData: given []byte it would mark the data base64.
 	ev.SetDataContentType(contentType)
 	ev.DataEncoded = ae.Raw

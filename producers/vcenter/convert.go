@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -143,21 +144,22 @@ func routerID(source, instanceUUID, key string) string {
 // EventType returns the event's type name — the Go type name
 // (VmPoweredOnEvent) for plain events, the EventTypeId for EventEx and
 // ExtendedEvent — and its class: "event", "eventex" or "extendedevent".
-// An EventEx or ExtendedEvent without an EventTypeId is named after its Go
-// type, so the name is never empty for a non-nil event. A nil event gives
-// "", "".
+// The EventTypeId loses the white space around it, as the CloudEvent
+// subject does; an EventEx or ExtendedEvent whose EventTypeId is empty or
+// blank is named after its Go type, so the name is never empty for a
+// non-nil event. A nil event gives "", "".
 func EventType(be types.BaseEvent) (name, class string) {
 	switch e := be.(type) {
 	case nil:
 		return "", ""
 	case *types.EventEx:
-		if e != nil && e.EventTypeId != "" {
-			return e.EventTypeId, classEventEx
+		if e != nil && strings.TrimSpace(e.EventTypeId) != "" {
+			return strings.TrimSpace(e.EventTypeId), classEventEx
 		}
 		return "EventEx", classEventEx
 	case *types.ExtendedEvent:
-		if e != nil && e.EventTypeId != "" {
-			return e.EventTypeId, classExtendedEvent
+		if e != nil && strings.TrimSpace(e.EventTypeId) != "" {
+			return strings.TrimSpace(e.EventTypeId), classExtendedEvent
 		}
 		return "ExtendedEvent", classExtendedEvent
 	}

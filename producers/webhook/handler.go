@@ -230,7 +230,10 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]event.Event, *
 func prepare(ev event.Event, structured bool) (event.Event, *rejection) {
 	ev, err := streams.UpgradeV1(ev)
 	if err != nil {
-		return ev, reject(http.StatusBadRequest, "invalid data: %v", err)
+		// The error may quote an extension name from the body.
+		rej := reject(http.StatusBadRequest, "invalid event: not convertible to CloudEvents 1.0")
+		rej.detail = err.Error()
+		return ev, rej
 	}
 	if structured && !ev.DataBase64 && len(ev.DataEncoded) > 0 && isJSONType(mediaType(ev.DataContentType())) {
 		ev.DataEncoded = bytes.Trim(ev.DataEncoded, jsonSpace)
