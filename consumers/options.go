@@ -16,6 +16,7 @@ type options struct {
 	stream          string
 	root            string
 	shutdownTimeout time.Duration
+	pinned          pinning // of ordered routes, see WithPinnedTTL
 }
 
 func newOptions(opts []Option) options {

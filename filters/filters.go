@@ -102,14 +102,18 @@ type state struct {
 // compares values of mismatched known types (`type == 1`), or calls a
 // function that expr does not define.
 func Compile(src string) (*Filter, error) {
+	return compile(src, expr.AsBool())
+}
+
+// compile is [Compile] with the result type left to opts.
+func compile(src string, opts ...expr.Option) (*Filter, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &CompileError{Line: 1, Column: 1, Message: "empty expression"}
 	}
-	prog, err := expr.Compile(src,
+	prog, err := expr.Compile(src, append([]expr.Option{
 		expr.Env(envTypes),
 		expr.AllowUndefinedVariables(),
-		expr.AsBool(),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, newCompileError(src, err)
 	}
@@ -191,14 +195,27 @@ func (v *visitor) Visit(node *ast.Node) {
 // *[RuntimeError]. Callers treat both as "no match"; neither can succeed on a
 // retry. Match is safe for concurrent use.
 func (f *Filter) Match(ev event.Event) (bool, error) {
+	out, err := f.eval(ev)
+	if err != nil {
+		return false, err
+	}
+	matched, ok := out.(bool)
+	if !ok {
+		return false, &RuntimeError{Message: fmt.Sprintf("expression returned %T, want bool", out)}
+	}
+	return matched, nil
+}
+
+// eval runs the expression on ev and returns its result.
+func (f *Filter) eval(ev event.Event) (any, error) {
 	if f == nil || f.prog == nil {
-		return false, &RuntimeError{Message: "filter is not compiled"}
+		return nil, &RuntimeError{Message: "filter is not compiled"}
 	}
 	var data any
 	if f.usesData {
 		var err error
 		if data, err = decodeData(ev); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 
@@ -240,13 +257,9 @@ func (f *Filter) Match(ev event.Event) (bool, error) {
 
 	out, err := st.vm.Run(f.prog, env)
 	if err != nil {
-		return false, newRuntimeError(err)
+		return nil, newRuntimeError(err)
 	}
-	matched, ok := out.(bool)
-	if !ok {
-		return false, &RuntimeError{Message: fmt.Sprintf("expression returned %T, want bool", out)}
-	}
-	return matched, nil
+	return out, nil
 }
 
 // put clears st, so that the pool pins no event or payload, and returns it.
