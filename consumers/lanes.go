@@ -76,11 +76,11 @@ func WithPinnedTTL(d time.Duration) Option {
 	}
 }
 
-// WithoutPinning leaves ordered routes' consumers without a priority
+// WithPinning(false) leaves ordered routes' consumers without a priority
 // group. Only for a route that one process consumes, such as vrelay with
 // its embedded NATS server: a restarted process then does not wait for the
-// pin of its predecessor to time out.
-func WithoutPinning() Option { return func(o *options) { o.pinned.off = true } }
+// pin of its predecessor to time out. Default: pinning on.
+func WithPinning(on bool) Option { return func(o *options) { o.pinned.off = !on } }
 
 func (o options) pinnedTTL(ordered bool) time.Duration {
 	switch {

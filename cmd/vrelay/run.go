@@ -101,22 +101,19 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			if err != nil {
 				return err
 			}
-			dopts := []consumers.Option{consumers.WithLogger(log), consumers.WithMetrics(metrics),
-				consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
-				// Leave part of the budget for draining NATS and stopping the server.
-				consumers.WithShutdownTimeout(cfg.ShutdownTimeout * 3 / 5)}
-			if cfg.NATS.External == nil {
-				// One process consumes the embedded server: an ordered
-				// route needs no pinned replica, and a restart need not
-				// wait for its predecessor's pin to time out.
-				dopts = append(dopts, consumers.WithoutPinning())
-			}
 			d, err := consumers.NewDispatcher(js, consumers.Route{
 				Name:     r.Name,
 				Subjects: r.Subjects,
 				Filter:   filter,
 				Delivery: r.Delivery,
-			}, sink, dopts...)
+			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
+				consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
+				// Leave part of the budget for draining NATS and stopping the server.
+				consumers.WithShutdownTimeout(cfg.ShutdownTimeout*3/5),
+				// Only on an external NATS can replicas share a route: an
+				// ordered route on the embedded server needs no pinned
+				// replica, and a restart need not wait out its predecessor's pin.
+				consumers.WithPinning(cfg.NATS.External != nil))
 			if err != nil {
 				return err
 			}
