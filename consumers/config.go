@@ -47,6 +47,17 @@ type Delivery struct {
 	// It applies only when the route's durable consumer is created; a route
 	// that exists resumes where it stopped.
 	StartAt string `yaml:"startAt"`
+	// OrderBy, when set, delivers the events of one key one at a time, in
+	// stream order, and events of different keys in parallel up to
+	// maxInFlight. It is an expr-lang expression over the CloudEvent, in the
+	// environment of route filters (docs/filters.md), such as
+	// `data.Vm.Vm.Value` or `subject`; its value (string, number or bool)
+	// is the key. The empty string orders the whole route. Events whose key
+	// is nil, of another type, or fails to evaluate share one default
+	// key. A failing event holds back only its own key: it is retried in
+	// place, never overtaken. Unset by default: no order. Not with maxBatch
+	// above 1. See docs/delivery.md, "Ordered delivery".
+	OrderBy *string `yaml:"orderBy"`
 }
 
 // Backoff is exponential with jitter: attempt n waits a random time between
@@ -138,6 +149,9 @@ func (d Delivery) Validate() error {
 		errs = append(errs, cfgerr.New("batchWait", "must be positive"))
 	} else if d.MaxBatch > 1 && d.BatchWait >= d.SendTimeout {
 		errs = append(errs, cfgerr.Newf("batchWait", "must be shorter than sendTimeout (%s)", d.SendTimeout))
+	}
+	if d.OrderBy != nil && d.MaxBatch > 1 {
+		errs = append(errs, cfgerr.New("orderBy", "cannot be combined with maxBatch above 1: a batch is sent and retried as a whole, out of key order; set maxBatch to 1 or remove orderBy"))
 	}
 	if d.StartAt != StartAtNew && d.StartAt != StartAtAll {
 		errs = append(errs, cfgerr.Newf("startAt", "%q is not one of new, all", d.StartAt))

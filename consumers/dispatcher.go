@@ -76,6 +76,11 @@ type Dispatcher struct {
 
 	filterErrLog rateLimited
 	health       *health // says when deliveries start and stop failing
+
+	// order, if not nil, keys the route's events for ordered delivery
+	// (lanes.go); pinnedTTL > 0 pins its consumer to one replica.
+	order     *orderKey
+	pinnedTTL time.Duration
 }
 
 // NewDispatcher returns the dispatcher of route r delivering to sink. A
@@ -101,7 +106,13 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 	if len(r.Subjects) == 0 {
 		r.Subjects = []string{o.root + ".>"}
 	}
+	order, err := compileOrder(r.Delivery.OrderBy)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: delivery.orderBy: %w", r.Name, err)
+	}
 	return &Dispatcher{
+		order:           order,
+		pinnedTTL:       o.pinnedTTL(order != nil),
 		js:              js,
 		route:           r,
 		sink:            sink,
@@ -131,7 +142,7 @@ func (d *Dispatcher) ConsumerConfig() jetstream.ConsumerConfig {
 	if dl.StartAt == StartAtAll {
 		policy = jetstream.DeliverAllPolicy
 	}
-	return jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:        d.route.Name,
 		Description:    "vrelay route " + d.route.Name,
 		FilterSubjects: d.route.Subjects,
@@ -141,6 +152,8 @@ func (d *Dispatcher) ConsumerConfig() jetstream.ConsumerConfig {
 		MaxDeliver:     -1,
 		MaxAckPending:  dl.MaxAckPending,
 	}
+	d.pin(&cc)
+	return cc
 }
 
 // ReplayConsumerConfig is the route's durable consumer of its replays on
@@ -204,6 +217,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	cons, replayCons, err := d.ensure(ctx)
 	if err != nil {
 		return err
+	}
+	if d.order != nil {
+		return d.runOrdered(ctx, cons, replayCons)
 	}
 	dl := d.route.Delivery
 
@@ -658,8 +674,9 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch, slot *sendSlot) []
 
 // deadLetter stores the event on the route's dead-letter subject and then
 // terms it. If the dead-letter stream does not take it, the event is naked
-// and will come back: it is never dropped.
-func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, cause error) {
+// and will come back: it is never dropped. An ordered route is not naked:
+// its lane tries again in place. It reports whether the dead letter was stored.
+func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, cause error) bool {
 	msg, meta := p.msg, p.meta
 	dl := streams.DeadLetter{
 		Route:    d.route.Name,
@@ -677,8 +694,10 @@ func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, c
 		d.metrics.dlqError()
 		d.log.Error("dead-letter publish failed; event will be retried", "err", err,
 			"stream", meta.Stream, "stream_seq", meta.Sequence.Stream)
-		_ = msg.NakWithDelay(d.backoff(1))
-		return
+		if d.order == nil {
+			_ = msg.NakWithDelay(d.backoff(1))
+		}
+		return false
 	}
 	d.metrics.outcome(deadLettered)
 	d.log.Warn("event dead-lettered", "failure", kind, "reason", truncate(dl.Reason, 1024),
@@ -689,6 +708,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, c
 		// the same Nats-Msg-Id, which the DLQ's duplicate window drops.
 		d.log.Warn("term after dead-letter failed", "err", err)
 	}
+	return true
 }
 
 func (d *Dispatcher) ack(msg jetstream.Msg) {

@@ -20,6 +20,15 @@
 // own result, so a partial failure retries only the events that failed. A
 // batch counts as one send against MaxInFlight.
 //
+// With Delivery.OrderBy the route keeps the order of each key: events
+// whose orderBy expression yields the same key are sent one at a time, in
+// stream order, different keys in parallel up to MaxInFlight. A failed
+// event is retried in place, holding back only its key, instead of being
+// naked. After a restart, or when a delivery went elsewhere, the
+// dispatcher holds the events it receives until the consumer's outstanding
+// events are all in hand; on an external NATS the consumer pins one
+// replica (a JetStream priority group). See lanes.go and docs/delivery.md.
+//
 // Each route also reads its replays: dead letters that `vrelay dlq replay`
 // published to `vrelay.replay.<route>` in [streams.ReplayStream], read by a
 // second durable consumer named after the route. Replays share the route's

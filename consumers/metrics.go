@@ -24,6 +24,8 @@ type Metrics struct {
 	endToEnd   *prometheus.HistogramVec
 	pendingG   *prometheus.GaugeVec
 	ackPending *prometheus.GaugeVec
+	keysBlock  *prometheus.GaugeVec
+	eventsHeld *prometheus.GaugeVec
 }
 
 // NewMetrics registers the delivery metrics with reg.
@@ -55,8 +57,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vrelay_consumer_ack_pending",
 			Help: "Events the route received and has not finished (in flight or waiting for a retry).",
 		}, []string{"route"}),
+		keysBlock: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrelay_ordered_keys_blocked",
+			Help: "Keys of an ordered route whose oldest event failed and waits to be tried again, holding back the later events of its key.",
+		}, []string{"route"}),
+		eventsHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vrelay_ordered_events_held",
+			Help: "Events an ordered route received and is not sending: behind an earlier event of their key, waiting for a retry, or held after a restart until earlier events come back.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending)
+	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending, m.keysBlock, m.eventsHeld)
 	return m
 }
 
@@ -69,6 +79,8 @@ type routeMetrics struct {
 	outcomes [len(outcomeNames)]atomic.Pointer[prometheus.Counter]
 	sendDur  atomic.Pointer[prometheus.Observer]
 	endToEnd atomic.Pointer[prometheus.Observer]
+	blocked  atomic.Pointer[prometheus.Gauge]
+	held     atomic.Pointer[prometheus.Gauge]
 }
 
 // outcome is a delivery outcome, an index into outcomeNames.
@@ -137,5 +149,13 @@ func (r *routeMetrics) pending(pending uint64, ackPending int) {
 	if r != nil {
 		r.m.pendingG.WithLabelValues(r.route).Set(float64(pending))
 		r.m.ackPending.WithLabelValues(r.route).Set(float64(ackPending))
+	}
+}
+
+// ordered sets the gauges of an ordered route.
+func (r *routeMetrics) ordered(blocked, held int) {
+	if r != nil {
+		series(&r.blocked, func() prometheus.Gauge { return r.m.keysBlock.WithLabelValues(r.route) }).Set(float64(blocked))
+		series(&r.held, func() prometheus.Gauge { return r.m.eventsHeld.WithLabelValues(r.route) }).Set(float64(held))
 	}
 }

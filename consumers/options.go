@@ -17,6 +17,7 @@ type options struct {
 	root            string
 	shutdownTimeout time.Duration
 	healthInterval  time.Duration
+	pinned          pinning // of ordered routes, see WithPinnedTTL
 }
 
 func newOptions(opts []Option) options {

@@ -81,3 +81,26 @@ func ExampleFilter_UsesData() {
 	// type == "data"                             false
 	// data.UserName not in ["vpxd-extension"]    true
 }
+
+func ExampleValue_Eval() {
+	key, err := filters.CompileValue(`data.Vm?.Vm?.Value`)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	vm := event.New()
+	vm.SetType("com.vmware.vsphere.VmPoweredOffEvent.v0")
+	_ = vm.SetData(event.ApplicationJSON, map[string]any{
+		"Vm": map[string]any{"Name": "prod-web-01", "Vm": map[string]any{"Type": "VirtualMachine", "Value": "vm-81"}},
+	})
+	host := event.New()
+	host.SetType("com.vmware.vsphere.HostConnectionLostEvent.v0")
+	_ = host.SetData(event.ApplicationJSON, map[string]any{"Host": map[string]any{"Name": "esx-01"}})
+	for _, ev := range []event.Event{vm, host} {
+		v, err := key.Eval(ev)
+		fmt.Println(v, err)
+	}
+	// Output:
+	// vm-81 <nil>
+	// <nil> <nil>
+}

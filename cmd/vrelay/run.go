@@ -116,7 +116,11 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			}, sink, consumers.WithLogger(log), consumers.WithMetrics(metrics),
 				consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
 				// Leave part of the budget for draining NATS and stopping the server.
-				consumers.WithShutdownTimeout(cfg.ShutdownTimeout*3/5))
+				consumers.WithShutdownTimeout(cfg.ShutdownTimeout*3/5),
+				// Only on an external NATS can replicas share a route: an
+				// ordered route on the embedded server needs no pinned
+				// replica, and a restart need not wait out its predecessor's pin.
+				consumers.WithPinning(cfg.NATS.External != nil))
 			if err != nil {
 				return err
 			}

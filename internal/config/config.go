@@ -398,6 +398,11 @@ func (r *Route) validate(root string) error {
 		}
 	}
 	errs = append(errs, r.transformErrors())
+	if ob := r.Delivery.OrderBy; ob != nil {
+		if err := consumers.CheckOrderBy(*ob); err != nil {
+			errs = append(errs, cfgerr.Newf("delivery.orderBy", "route %q: %v", r.Name, err))
+		}
+	}
 	errs = append(errs, cfgerr.Prefix("delivery", r.Delivery.Validate()))
 	k, ok := sinkKind(r.Sink.Type)
 	switch {
