@@ -24,6 +24,7 @@ type Metrics struct {
 	endToEnd   *prometheus.HistogramVec
 	pendingG   *prometheus.GaugeVec
 	ackPending *prometheus.GaugeVec
+	rateWaitC  *prometheus.CounterVec
 }
 
 // NewMetrics registers the delivery metrics with reg.
@@ -55,8 +56,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vrelay_consumer_ack_pending",
 			Help: "Events the route received and has not finished (in flight or waiting for a retry).",
 		}, []string{"route"}),
+		rateWaitC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vrelay_route_rate_limit_wait_seconds_total",
+			Help: "Time sends of a route waited for their turn under delivery.rateLimit, summed over its workers.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending)
+	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending, m.rateWaitC)
 	return m
 }
 
@@ -69,6 +74,9 @@ type routeMetrics struct {
 	outcomes [len(outcomeNames)]atomic.Pointer[prometheus.Counter]
 	sendDur  atomic.Pointer[prometheus.Observer]
 	endToEnd atomic.Pointer[prometheus.Observer]
+	waited   atomic.Pointer[prometheus.Counter]
+	// observe, if set, sees every outcome (the ephemeral mode counts them).
+	observe func(outcome)
 }
 
 // outcome is a delivery outcome, an index into outcomeNames.
@@ -112,6 +120,9 @@ func (r *routeMetrics) outcome(o outcome) {
 	if r == nil {
 		return
 	}
+	if r.observe != nil {
+		r.observe(o)
+	}
 	series(&r.outcomes[o], func() prometheus.Counter { return r.m.outcomes.WithLabelValues(r.route, outcomeNames[o]) }).Inc()
 }
 
@@ -137,5 +148,11 @@ func (r *routeMetrics) pending(pending uint64, ackPending int) {
 	if r != nil {
 		r.m.pendingG.WithLabelValues(r.route).Set(float64(pending))
 		r.m.ackPending.WithLabelValues(r.route).Set(float64(ackPending))
+	}
+}
+
+func (r *routeMetrics) rateWait(d time.Duration) {
+	if r != nil {
+		series(&r.waited, func() prometheus.Counter { return r.m.rateWaitC.WithLabelValues(r.route) }).Add(d.Seconds())
 	}
 }

@@ -16,6 +16,7 @@ type options struct {
 	stream          string
 	root            string
 	shutdownTimeout time.Duration
+	ephemeral       *ReplayWindow
 }
 
 func newOptions(opts []Option) options {
