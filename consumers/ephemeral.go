@@ -63,8 +63,8 @@ type ephemeral struct {
 	watcher sync.WaitGroup
 
 	mu          sync.Mutex
+	stop        context.CancelFunc // ends the dispatcher's Run
 	cons        jetstream.Consumer
-	iter        jetstream.MessagesContext
 	lastSeq     uint64              // the last stream sequence of the window
 	outstanding map[uint64]struct{} // received, not settled yet
 	seen        int                 // distinct events of the window received
@@ -83,14 +83,23 @@ func (d *Dispatcher) Replay(ctx context.Context) (ReplayStats, error) {
 	if e == nil {
 		return ReplayStats{}, errors.New("replay needs a dispatcher made WithEphemeral")
 	}
-	err := d.Run(ctx)
+	// Run stops when its context ends: the replay ends it once done.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	e.stop = cancel
+	e.mu.Unlock()
+	err := d.Run(rctx)
 	close(e.done)
 	e.watcher.Wait()
 	e.mu.Lock()
-	cons := e.cons
+	cons, finished := e.cons, e.finished
 	stats := e.stats
 	stats.Total = e.seen
 	e.mu.Unlock()
+	if finished && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		err = nil
+	}
 	if cons != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -272,14 +281,16 @@ func (e *ephemeral) settled(seq uint64) {
 	e.finishLocked()
 }
 
-// finishLocked stops the replay's messages once every event of the window
-// came and is settled.
+// finishLocked stops the replay once every event of the window came and
+// is settled.
 func (e *ephemeral) finishLocked() {
-	if e.finished || !e.reachedEnd || len(e.outstanding) > 0 || e.iter == nil {
+	if e.finished || !e.reachedEnd || len(e.outstanding) > 0 {
 		return
 	}
 	e.finished = true
-	e.iter.Stop()
+	if e.stop != nil {
+		e.stop()
+	}
 }
 
 // watch ends the replay when the consumer has nothing left, which the
@@ -325,9 +336,6 @@ func (c *ephemeralConsumer) Messages(opts ...jetstream.PullMessagesOpt) (jetstre
 	if err != nil {
 		return nil, err
 	}
-	c.e.mu.Lock()
-	c.e.iter = it
-	c.e.mu.Unlock()
 	c.e.watcher.Go(func() { c.e.watch(c.Consumer) })
 	return &ephemeralIter{MessagesContext: it, e: c.e}, nil
 }
