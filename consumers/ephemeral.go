@@ -302,6 +302,16 @@ func (e *ephemeral) watch(cons jetstream.Consumer) {
 	for {
 		select {
 		case <-e.done:
+			// The last word: what the replay did.
+			e.mu.Lock()
+			stats := e.stats
+			if e.finished {
+				stats.Total = e.seen
+			}
+			e.mu.Unlock()
+			if e.win.Progress != nil {
+				e.win.Progress(stats)
+			}
 			return
 		case <-t.C:
 		}
@@ -316,11 +326,8 @@ func (e *ephemeral) watch(cons jetstream.Consumer) {
 		}
 		stats, finished := e.stats, e.finished
 		e.mu.Unlock()
-		if e.win.Progress != nil {
+		if e.win.Progress != nil && !finished {
 			e.win.Progress(stats)
-		}
-		if finished {
-			return
 		}
 	}
 }

@@ -58,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTail(args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "route-replay": // to be folded under `vrelay route replay`
+		return cmdRouteReplay(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vrelay", versionString())
 		return 0
