@@ -182,3 +182,29 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, route string) fl
 	t.Fatalf("no %s{route=%q}", name, route)
 	return 0
 }
+
+func TestRateLimitCountsEachEventOfABatch(t *testing.T) {
+	_, js := natstest.Run(t)
+	const perSecond, burst, n = 50, 10, 60
+	publish(t, js, ids("t", n)...)
+	sink := newBatchSink()
+	dl := fastDelivery()
+	dl.MaxBatch = 10
+	dl.MaxInFlight = 4
+	dl.RateLimit = &consumers.RateLimit{PerSecond: perSecond, Burst: burst}
+	start(t, js, consumers.Route{Name: "batched", Delivery: dl}, sink)
+	waitDelivered(t, sink.scriptSink, n)
+
+	var times []time.Time
+	for _, id := range ids("t", n) {
+		times = append(times, sink.attemptsOf(id)...)
+	}
+	if most := maxInWindow(times, time.Second); most > perSecond+burst {
+		t.Errorf("%d events went within one second, want at most %d", most, perSecond+burst)
+	}
+	for _, size := range sink.sizes() {
+		if size > dl.MaxBatch {
+			t.Errorf("a batch of %d events, want at most %d", size, dl.MaxBatch)
+		}
+	}
+}
