@@ -87,10 +87,10 @@ func TestStartAtPositions(t *testing.T) {
 			d := fastDelivery()
 			d.StartAt = "new" // the consumer exists: this changes nothing
 			start(t, js, consumers.Route{Name: "start-" + tt.name, Delivery: d}, sinks[i])
-			got := waitIDs(t, sinks[i], len(tt.want))
+			waitIDs(t, sinks[i], len(tt.want))
 			// Let a wrong start show with more events.
 			time.Sleep(200 * time.Millisecond)
-			if got = waitIDs(t, sinks[i], len(tt.want)); !slices.Equal(got, tt.want) {
+			if got := waitIDs(t, sinks[i], len(tt.want)); !slices.Equal(got, tt.want) {
 				t.Errorf("delivered %v, want %v", got, tt.want)
 			}
 		})
