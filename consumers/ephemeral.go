@@ -47,7 +47,9 @@ func (s ReplayStats) Settled() int { return s.Delivered + s.Filtered + s.DeadLet
 // w.Since, and reads no replays of dead letters. The route's filter, sink,
 // retries and dead-lettering apply as they do for the durable consumer;
 // nothing is copied into the event stream and the route's durable consumer
-// is neither created nor moved.
+// is neither created nor moved. Such a dispatcher is for Replay only: its
+// Run and Ensure would leave the ephemeral consumer to the server's
+// inactivity timeout.
 func WithEphemeral(w ReplayWindow) Option {
 	return func(o *options) { o.ephemeral = &w }
 }
