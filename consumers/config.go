@@ -43,9 +43,13 @@ type Delivery struct {
 	// the batch's first event.
 	BatchWait time.Duration `yaml:"batchWait"`
 	// StartAt says where a new route starts reading: "new" (events stored
-	// from now on, the default) or "all" (everything the stream still holds).
-	// It applies only when the route's durable consumer is created; a route
-	// that exists resumes where it stopped.
+	// from now on, the default), "all" (everything the stream still holds),
+	// an RFC 3339 time ("2026-11-27T08:00:00Z"), a duration that reaches back
+	// from when the consumer is created ("90m", "2h", or whole days: "7d"),
+	// or "seq:N" (stream sequence N on). It applies only when the route's
+	// durable consumer is created; a route that exists resumes where it
+	// stopped, whatever StartAt says then (`vrelay route replay` sends older
+	// events again).
 	StartAt string `yaml:"startAt"`
 	// OrderBy, when set, delivers the events of one key one at a time, in
 	// stream order, and events of different keys in parallel up to
@@ -58,6 +62,9 @@ type Delivery struct {
 	// place, never overtaken. Unset by default: no order. Not with maxBatch
 	// above 1. See docs/delivery.md, "Ordered delivery".
 	OrderBy *string `yaml:"orderBy"`
+	// RateLimit, if set, caps the events per second the route sends, across
+	// all its workers. Default: no limit.
+	RateLimit *RateLimit `yaml:"rateLimit"`
 }
 
 // Backoff is exponential with jitter: attempt n waits a random time between
@@ -111,6 +118,7 @@ func (d *Delivery) SetDefaults() {
 	if d.BatchWait == 0 {
 		d.BatchWait = DefaultBatchWait
 	}
+	d.RateLimit.setDefaults()
 }
 
 // DefaultBatchWait is the default of [Delivery.BatchWait].
@@ -153,8 +161,9 @@ func (d Delivery) Validate() error {
 	if d.OrderBy != nil && d.MaxBatch > 1 {
 		errs = append(errs, cfgerr.New("orderBy", "cannot be combined with maxBatch above 1: a batch is sent and retried as a whole, out of key order; set maxBatch to 1 or remove orderBy"))
 	}
-	if d.StartAt != StartAtNew && d.StartAt != StartAtAll {
-		errs = append(errs, cfgerr.Newf("startAt", "%q is not one of new, all", d.StartAt))
+	if _, err := parseStartAt(d.StartAt); err != nil {
+		errs = append(errs, cfgerr.New("startAt", err.Error()))
 	}
+	errs = append(errs, cfgerr.Prefix("rateLimit", d.RateLimit.validate(d)))
 	return errors.Join(errs...)
 }

@@ -71,6 +71,10 @@ type Dispatcher struct {
 	log     *slog.Logger
 	metrics *routeMetrics
 	stream  string
+	start   startPosition // from Delivery.StartAt
+	limit   *limiter      // nil: no rate limit
+	// ephemeral, if not nil, is a replay of a window (see WithEphemeral).
+	ephemeral *ephemeral
 	// shutdownTimeout bounds the wait for sends under way at shutdown.
 	shutdownTimeout time.Duration
 
@@ -110,9 +114,12 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 	if err != nil {
 		return nil, fmt.Errorf("route %s: delivery.orderBy: %w", r.Name, err)
 	}
-	return &Dispatcher{
+	start, _ := parseStartAt(r.Delivery.StartAt) // validated
+	d := &Dispatcher{
 		order:           order,
 		pinnedTTL:       o.pinnedTTL(order != nil),
+		start:           start,
+		limit:           newLimiter(r.Delivery.RateLimit),
 		js:              js,
 		route:           r,
 		sink:            sink,
@@ -123,7 +130,14 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		shutdownTimeout: o.shutdownTimeout,
 		filterErrLog:    rateLimited{every: 10 * time.Second},
 		health:          newHealth(o.healthInterval),
-	}, nil
+	}
+	if o.ephemeral != nil {
+		// A replay has its own consumer, which no replica shares.
+		d.pinnedTTL = 0
+		d.metrics = ephemeralMetrics(o.metrics).forRoute(r.Name)
+		d.ephemeral = newEphemeral(o.ephemeral, d.metrics)
+	}
+	return d, nil
 }
 
 // PullExpiry is how long each pull request of a route waits on the server.
@@ -135,24 +149,22 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 // on an idle route.
 const PullExpiry = 5 * time.Second
 
-// ConsumerConfig is the durable consumer of the route.
+// ConsumerConfig is the durable consumer of the route. A start position
+// that reaches back a duration is computed from now.
 func (d *Dispatcher) ConsumerConfig() jetstream.ConsumerConfig {
 	dl := d.route.Delivery
-	policy := jetstream.DeliverNewPolicy
-	if dl.StartAt == StartAtAll {
-		policy = jetstream.DeliverAllPolicy
-	}
 	cc := jetstream.ConsumerConfig{
 		Durable:        d.route.Name,
 		Description:    "vrelay route " + d.route.Name,
 		FilterSubjects: d.route.Subjects,
-		DeliverPolicy:  policy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        dl.AckWait,
 		MaxDeliver:     -1,
 		MaxAckPending:  dl.MaxAckPending,
+		Metadata:       map[string]string{startAtMetadata: dl.StartAt},
 	}
 	d.pin(&cc)
+	d.start.apply(&cc, time.Now())
 	return cc
 }
 
@@ -172,10 +184,12 @@ func (d *Dispatcher) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 func (d *Dispatcher) ensure(ctx context.Context) (events, replays jetstream.Consumer, err error) {
+	if d.ephemeral != nil {
+		return d.ephemeral.ensure(ctx, d)
+	}
 	cc := d.ConsumerConfig()
 	if c, err := d.js.Consumer(ctx, d.stream, cc.Durable); err == nil {
-		have := c.CachedInfo().Config
-		cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+		d.keepPosition(&cc, c.CachedInfo().Config)
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
 	}
@@ -224,7 +238,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	dl := d.route.Delivery
 
 	// Sends run on their own context, so that SIGTERM lets them finish.
-	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	sendCtx, cancelSends := context.WithCancel(withStop(ctx))
 	defer cancelSends()
 	var wg sync.WaitGroup
 
@@ -497,7 +511,7 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 		d.metrics.outcome(delivered)
 		d.metrics.latency(time.Since(p.meta.Timestamp))
 		d.ack(p.msg)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil || errors.Is(err, errStopping):
 		// Shutting down: hand the event back for another replica or the next start.
 		_ = p.msg.Nak()
 	case IsPermanent(err):
@@ -521,6 +535,11 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 // send makes one attempt, telling JetStream the event is still being worked
 // on when the attempt outlasts half the ack wait (see [progress]).
 func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
+	slot.begin(p.msg, time.Now())
+	if err := d.waitRate(ctx, 1); err != nil {
+		slot.end()
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	defer cancel()
 	// Unless a transform changed the event, a sink that sends structured
@@ -529,7 +548,6 @@ func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) erro
 		ctx = ContextWithEncoded(ctx, p.msg.Data())
 	}
 	start := time.Now()
-	slot.begin(p.msg, start)
 	err := d.sink.Send(ctx, p.ev)
 	slot.end()
 	d.metrics.sendDuration(time.Since(start))
@@ -648,15 +666,23 @@ func (d *Dispatcher) flush(stop, ctx context.Context, b *batch, slot *sendSlot) 
 // per event. A sink that answers with a wrong number of results failed the
 // whole batch, retryably.
 func (d *Dispatcher) sendBatch(ctx context.Context, b *batch, slot *sendSlot) []error {
-	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
-	defer cancel()
 	for i := range b.items {
 		b.evs = append(b.evs, b.items[i].ev)
 		b.msgs = append(b.msgs, b.items[i].msg)
 	}
-	start := time.Now()
 	// The first message's ack wait runs since it came: count progress from then.
 	slot.beginBatch(b.msgs, b.since)
+	if err := d.waitRate(ctx, len(b.evs)); err != nil {
+		slot.end()
+		errs := make([]error, len(b.items))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+	defer cancel()
+	start := time.Now()
 	errs := d.batch.SendBatch(ctx, b.evs)
 	slot.end()
 	d.metrics.sendDuration(time.Since(start))

@@ -36,6 +36,18 @@
 // event stream; one that fails again is dead-lettered with the event's
 // original subject and sequence.
 //
+// Delivery.StartAt places a new route's consumer (new, all, a time, a
+// duration ago, a stream sequence); an existing consumer keeps its
+// position. Delivery.RateLimit is a token bucket that all the route's
+// workers draw from before each send; a send still waiting for its token
+// when the route stops hands its event back.
+//
+// A dispatcher made [WithEphemeral] replays a time window of the event
+// stream to its route once ([Dispatcher.Replay], behind `vrelay route
+// replay`): through an ephemeral consumer it deletes when done, with the
+// same filter, sink, retries and dead letters, and without touching the
+// route's durable consumer.
+//
 // Sinks classify their own errors: nil for delivered, [Permanent] for "a
 // retry cannot help", anything else for "try again", optionally with
 // [RetryAfter]. Subpackages hold the sinks (httpsink, logsink) and the

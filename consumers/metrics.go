@@ -26,6 +26,7 @@ type Metrics struct {
 	ackPending *prometheus.GaugeVec
 	keysBlock  *prometheus.GaugeVec
 	eventsHeld *prometheus.GaugeVec
+	rateWaitC  *prometheus.CounterVec
 }
 
 // NewMetrics registers the delivery metrics with reg.
@@ -65,8 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vrelay_ordered_events_held",
 			Help: "Events an ordered route received and is not sending: behind an earlier event of their key, waiting for a retry, or held after a restart until earlier events come back.",
 		}, []string{"route"}),
+		rateWaitC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vrelay_route_rate_limit_wait_seconds_total",
+			Help: "Time sends of a route waited for their turn under delivery.rateLimit, summed over its workers.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending, m.keysBlock, m.eventsHeld)
+	reg.MustRegister(m.outcomes, m.dlqErrors, m.sendDur, m.endToEnd, m.pendingG, m.ackPending, m.keysBlock, m.eventsHeld, m.rateWaitC)
 	return m
 }
 
@@ -81,6 +86,9 @@ type routeMetrics struct {
 	endToEnd atomic.Pointer[prometheus.Observer]
 	blocked  atomic.Pointer[prometheus.Gauge]
 	held     atomic.Pointer[prometheus.Gauge]
+	waited   atomic.Pointer[prometheus.Counter]
+	// observe, if set, sees every outcome (the ephemeral mode counts them).
+	observe func(outcome)
 }
 
 // outcome is a delivery outcome, an index into outcomeNames.
@@ -124,6 +132,9 @@ func (r *routeMetrics) outcome(o outcome) {
 	if r == nil {
 		return
 	}
+	if r.observe != nil {
+		r.observe(o)
+	}
 	series(&r.outcomes[o], func() prometheus.Counter { return r.m.outcomes.WithLabelValues(r.route, outcomeNames[o]) }).Inc()
 }
 
@@ -157,5 +168,11 @@ func (r *routeMetrics) ordered(blocked, held int) {
 	if r != nil {
 		series(&r.blocked, func() prometheus.Gauge { return r.m.keysBlock.WithLabelValues(r.route) }).Set(float64(blocked))
 		series(&r.held, func() prometheus.Gauge { return r.m.eventsHeld.WithLabelValues(r.route) }).Set(float64(held))
+	}
+}
+
+func (r *routeMetrics) rateWait(d time.Duration) {
+	if r != nil {
+		series(&r.waited, func() prometheus.Counter { return r.m.rateWaitC.WithLabelValues(r.route) }).Add(d.Seconds())
 	}
 }

@@ -18,6 +18,7 @@ type options struct {
 	shutdownTimeout time.Duration
 	healthInterval  time.Duration
 	pinned          pinning // of ordered routes, see WithPinnedTTL
+	ephemeral       *ReplayWindow
 }
 
 func newOptions(opts []Option) options {

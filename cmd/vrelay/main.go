@@ -6,6 +6,7 @@
 //	vrelay dlq list|show|replay|purge -config vrelay.yaml ...
 //	vrelay tail -config vrelay.yaml [SUBJECT]
 //	vrelay route test ROUTE -config vrelay.yaml [-last 20] [-since 1h]
+//	vrelay route replay ROUTE -config vrelay.yaml -since 2h [-until T] [-filter EXPR]
 //	vrelay checkpoint list|show|delete -config vrelay.yaml [KEY]
 //	vrelay version
 package main
@@ -38,6 +39,7 @@ Usage:
   vrelay dlq      list|show|replay|purge [-config FILE] ...
   vrelay tail     [-config FILE] [-since 10m] [SUBJECT]
   vrelay route    test ROUTE [-config FILE] [-last N] [-since 1h]
+  vrelay route    replay ROUTE [-config FILE] -since 2h [-until T] [-filter EXPR]
   vrelay checkpoint list|show|delete [-config FILE] [KEY]
   vrelay version
 

@@ -26,7 +26,8 @@ import (
 )
 
 const routeUsage = `Usage:
-  vrelay route test ROUTE [-config FILE] [-server URL] [-last N] [-since DURATION]
+  vrelay route test   ROUTE [-config FILE] [-server URL] [-last N] [-since DURATION]
+  vrelay route replay ROUTE -since TIME [-until TIME] [-filter EXPR] [-config FILE] [-server URL]
 
 test runs the route's filter and transform over events the event stream
 already holds, on the route's subjects, and prints for each one line: its
@@ -35,6 +36,12 @@ transform changed, or "dropped"), "no match" or ERROR (why). Nothing is
 delivered, acked or dead-lettered, and no durable consumer is created: the
 route's own position does not move. -last N takes the N most recent events
 (default 20, 0: all); -since DURATION only events stored that recently.
+
+replay delivers the events stored between -since (a duration ago, such as
+2h, or an RFC 3339 time) and -until (default: now) again, to this route
+only, through its filter (and -filter, if given), transform, sink, retries
+and dead letters, with an ephemeral consumer: nothing is copied into the
+event stream, and the route's own position does not move.
 `
 
 // cmdRoute groups the commands about one route of the configuration.
@@ -46,6 +53,8 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "test":
 		return cmdRouteTest(args[1:], stdout, stderr)
+	case "replay":
+		return cmdRouteReplay(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, routeUsage)
 		return 0
