@@ -26,7 +26,7 @@ import (
 )
 
 const routeUsage = `Usage:
-  vrelay route test   ROUTE [-config FILE] [-server URL] [-last N] [-since DURATION]
+  vrelay route test ROUTE [-config FILE] [-server URL] [-last N] [-since DURATION]
   vrelay route replay ROUTE -since TIME [-until TIME] [-filter EXPR] [-config FILE] [-server URL]
 
 test runs the route's filter and transform over events the event stream

@@ -51,7 +51,9 @@ func Start(t testing.TB, dir, listen string) *streams.Server {
 // at cleanup.
 func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50e6))
+	// A server that is still starting (a vrelay process whose data dir
+	// exists before its listener does) is retried rather than failed.
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50e6), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatalf("connect to nats-server: %v", err)
 	}
