@@ -167,8 +167,45 @@ func TestRender(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helm template: %v", err)
 			}
-			checkObjects(t, parse(t, out))
+			objs := parse(t, out)
+			checkObjects(t, objs)
+			if name != "default" {
+				checkExampleAuth(t, objs)
+			}
 		})
+	}
+}
+
+// checkExampleAuth holds the documented values sets to what the README
+// asks of every example: a listener open to the network has credentials.
+// In a cluster every listener binds every interface, so each needs auth,
+// and a ServiceMonitor then sends the metrics token.
+func checkExampleAuth(t *testing.T, objs []object) {
+	t.Helper()
+	var cm corev1.ConfigMap
+	into(t, find(t, objs, "ConfigMap"), &cm)
+	cfg, err := config.Parse([]byte(cm.Data["vrelay.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Auth == nil {
+		t.Errorf("http.listen %s has no http.auth", cfg.HTTP.Listen)
+	}
+	for i, s := range cfg.Sources {
+		if w := s.Webhook; w != nil && w.Auth.Bearer.Token.IsZero() && w.Auth.Basic.Password.IsZero() {
+			t.Errorf("sources[%d].webhook.listen %s has no auth", i, w.Listen)
+		}
+	}
+	for _, o := range objs {
+		if o.Kind != "ServiceMonitor" {
+			continue
+		}
+		eps, _ := o.Raw["spec"].(map[string]any)["endpoints"].([]any)
+		for _, ep := range eps {
+			if _, ok := ep.(map[string]any)["authorization"]; !ok {
+				t.Errorf("ServiceMonitor endpoint %v sends no credentials, but /metrics wants them", ep)
+			}
+		}
 	}
 }
 
