@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/vrelay/vrelay/internal/backoff"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // PublishUntilStored calls pub.Publish for recs until it succeeds or ctx
@@ -21,7 +22,8 @@ import (
 // encoded, or it exceeds the server's max payload) is logged at error
 // level, passed to dropped (for a metric; nil for none) and left out, so
 // that it does not hold up every record after it. Other failures are
-// logged once per round and retried. It returns nil, or ctx.Err().
+// logged once per round and retried (while JetStream's storage is known
+// to fail, [streams.ErrStorageFailing], only the first round at warn). It returns nil, or ctx.Err().
 func PublishUntilStored(ctx context.Context, pub Publisher, recs []Record, kind string, retry backoff.Policy, log *slog.Logger, dropped func(Record, error)) error {
 	for attempt := 1; ; attempt++ {
 		err := pub.Publish(ctx, recs...)
@@ -46,7 +48,13 @@ func PublishUntilStored(ctx context.Context, pub Publisher, recs []Record, kind 
 			continue
 		}
 		wait := retry.Delay(attempt)
-		log.Warn("cannot publish "+kind+" events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, streams.ErrStorageFailing) && attempt > 1 {
+			// The storage watch has said so once, at warn, and says when
+			// it recovers: one line per round would only repeat it.
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "cannot publish "+kind+" events; retrying", "count", len(recs), "attempt", attempt, "retry_in", wait, "err", err)
 		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
