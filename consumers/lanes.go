@@ -496,19 +496,26 @@ func (s *scheduler) report() {
 // runOrdered is [Dispatcher.Run] for a route with Delivery.OrderBy.
 func (d *Dispatcher) runOrdered(ctx context.Context, cons, replayCons jetstream.Consumer) error {
 	dl := d.route.Delivery
-	pull := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(PullExpiry)}
+	// Consume, not Messages, for the reason given at [Dispatcher.consume]:
+	// a frozen process drops no pulled message when it wakes. The handler
+	// never blocks: the lanes take every message at once.
+	s := newScheduler(d.metrics)
+	errHandler := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		d.log.Warn("pull from consumer", "err", err)
+	})
+	pull := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(PullExpiry), errHandler}
 	evPull := pull
 	if d.pinnedTTL > 0 {
 		// The pinned replica keeps its pin by pulling within the TTL.
 		exp := min(PullExpiry, max(d.pinnedTTL/4, time.Second))
-		evPull = []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(exp),
-			jetstream.PullPriorityGroup(orderGroup)}
+		evPull = []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(d.pullSize()), jetstream.PullExpiry(exp),
+			jetstream.PullPriorityGroup(orderGroup), errHandler}
 	}
-	events, err := cons.Messages(evPull...)
+	events, err := cons.Consume(d.orderedIntake(ctx, s, false), evPull...)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", d.route.Name, err)
 	}
-	replays, err := replayCons.Messages(pull...)
+	replays, err := replayCons.Consume(d.orderedIntake(ctx, s, true), pull...)
 	if err != nil {
 		events.Stop()
 		return fmt.Errorf("consume replays of %s: %w", d.route.Name, err)
@@ -516,9 +523,8 @@ func (d *Dispatcher) runOrdered(ctx context.Context, cons, replayCons jetstream.
 	d.log.Info("route started", "subjects", d.route.Subjects, "max_in_flight", dl.MaxInFlight,
 		"order_by", *dl.OrderBy, "pinned_ttl", d.pinnedTTL)
 
-	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	sendCtx, cancelSends := context.WithCancel(withStop(ctx))
 	defer cancelSends()
-	s := newScheduler(d.metrics)
 	var bg sync.WaitGroup
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	bg.Go(func() { d.watchPending(ctx, cons) })
@@ -539,11 +545,11 @@ func (d *Dispatcher) runOrdered(ctx context.Context, cons, replayCons jetstream.
 			}
 		})
 	}
-	var intake sync.WaitGroup
-	intake.Go(func() { d.orderedIntake(ctx, replays, s, true) })
-	d.orderedIntake(ctx, events, s, false)
-	replays.Drain()
-	intake.Wait()
+	// Draining hands every message still queued to the intake, which
+	// gives it back; Closed comes once the last one went through.
+	<-events.Closed()
+	replays.Drain() // the event consumer stopped: so do the replays
+	<-replays.Closed()
 
 	// Let the sends under way finish, then hand back what is left: the
 	// next start, or the next pinned replica, holds until it has it all.
@@ -574,23 +580,14 @@ func (d *Dispatcher) runOrdered(ctx context.Context, cons, replayCons jetstream.
 	return ctx.Err()
 }
 
-// orderedIntake puts the messages of one consumer in their lanes until the
-// consumer's iterator is closed.
-func (d *Dispatcher) orderedIntake(ctx context.Context, it jetstream.MessagesContext, s *scheduler, replay bool) {
-	var keyErrLog rateLimited
-	keyErrLog.every = 10 * time.Second
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
-		}
-		if err != nil {
-			d.log.Warn("pull from consumer", "err", err)
-			continue
-		}
+// orderedIntake returns the handler that puts the messages of one
+// consumer in their lanes.
+func (d *Dispatcher) orderedIntake(ctx context.Context, s *scheduler, replay bool) jetstream.MessageHandler {
+	keyErrLog := &rateLimited{every: 10 * time.Second}
+	return func(msg jetstream.Msg) {
 		if ctx.Err() != nil {
 			_ = msg.Nak()
-			continue
+			return
 		}
 		var dseq uint64
 		if !replay {
@@ -608,7 +605,7 @@ func (d *Dispatcher) orderedIntake(ctx context.Context, it jetstream.MessagesCon
 		}
 		p, send := d.prepare(msg)
 		if !send && p.undecodable == nil {
-			continue
+			return
 		}
 		var id laneID
 		if p.undecodable == nil {

@@ -32,16 +32,20 @@ func TestFreezeDropsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and stops the binary")
 	}
-	for _, external := range []bool{false, true} {
-		name := "embedded"
-		if external {
-			name = "external"
-		}
-		t.Run(name, func(t *testing.T) { testFreeze(t, external) })
+	for _, tc := range []struct {
+		name              string
+		external, ordered bool
+	}{
+		{"embedded", false, false},
+		{"external", true, false},
+		// An ordered route pulls through lanes of its own (delivery.orderBy).
+		{"external-ordered", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFreeze(t, tc.external, tc.ordered) })
 	}
 }
 
-func testFreeze(t *testing.T, external bool) {
+func testFreeze(t *testing.T, external, ordered bool) {
 	bin := vrelayBinary(t)
 	dir := t.TempDir()
 	hookAddr, opsAddr := freePort(t), freePort(t)
@@ -80,6 +84,10 @@ func testFreeze(t *testing.T, external bool) {
 		pub = producers.NewPublisher(js, producers.Scope{Provider: "webhook", Source: "hooks"})
 		natsCfg = fmt.Sprintf(`external: {url: %q}`, srv.ClientURL())
 	}
+	orderBy := ""
+	if ordered {
+		orderBy = ", orderBy: id"
+	}
 	config := filepath.Join(dir, "vrelay.yaml")
 	cfg := fmt.Sprintf(`
 nats:
@@ -94,8 +102,8 @@ routes:
     sink:
       type: http
       http: {url: %q, timeout: 5s}
-    delivery: {sendTimeout: 5s, ackWait: 5m, maxInFlight: 4, backoff: {initial: 100ms, max: 1s}}
-`, natsCfg, opsAddr, hookAddr, sink.URL)
+    delivery: {sendTimeout: 5s, ackWait: 5m, maxInFlight: 4, backoff: {initial: 100ms, max: 1s}%s}
+`, natsCfg, opsAddr, hookAddr, sink.URL, orderBy)
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
