@@ -177,6 +177,9 @@ func (e *FileError) Problems() []string {
 
 // Parse decodes, defaults and validates a configuration document.
 func Parse(b []byte) (*Config, error) {
+	if what := foreign(b); what != "" {
+		return nil, fmt.Errorf("this is %s, not a vrelay configuration: convert it with `vrelay migrate -from FILE`", what)
+	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -188,6 +191,30 @@ func Parse(b []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// foreign names the configuration of another tool that b holds (the VMware
+// Event Router's RouterConfig, a Tanzu Sources for Knative manifest), which
+// `vrelay migrate` converts; "" when b holds none. Strict decoding would
+// report only a list of unknown fields.
+func foreign(b []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var h struct {
+			APIVersion string `yaml:"apiVersion"`
+			Kind       string `yaml:"kind"`
+		}
+		if err := dec.Decode(&h); err != nil {
+			return ""
+		}
+		group, _, _ := strings.Cut(h.APIVersion, "/")
+		switch {
+		case h.Kind == "RouterConfig" || group == "event-router.vmware.com":
+			return "a VMware Event Router RouterConfig"
+		case group == "sources.tanzu.vmware.com":
+			return "a Tanzu Sources for Knative " + h.Kind
+		}
+	}
 }
 
 // yamlError splits yaml.v3's multi-line type errors into one error a line

@@ -74,10 +74,10 @@ type routerAuth struct {
 }
 
 type routerProcessor struct {
-	Type           string               `yaml:"type"`
-	Name           string               `yaml:"name"`
-	Knative        *routerKnative       `yaml:"knative"`
-	OpenFaaS       *routerOpenFaaS      `yaml:"openfaas"`
+	Type           string                `yaml:"type"`
+	Name           string                `yaml:"name"`
+	Knative        *routerKnative        `yaml:"knative"`
+	OpenFaaS       *routerOpenFaaS       `yaml:"openfaas"`
 	AWSEventBridge *routerAWSEventBridge `yaml:"awsEventBridge"`
 }
 
