@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -241,5 +242,60 @@ func TestCheckpointRoughEdges(t *testing.T) {
 	}
 	if code, out, errOut := runCLI("checkpoint", "delete", "vcenter.vc01", "-force", "-server", url); code != 0 || !strings.Contains(out, "deleted") {
 		t.Errorf("checkpoint delete -force: code %d, out %q, err %q", code, out, errOut)
+	}
+}
+
+// While vrelay runs with its embedded NATS listener, checkpoint delete
+// refuses: the running source would save its position again at once.
+func TestCheckpointDeleteWhileEmbeddedRuns(t *testing.T) {
+	srv := natstest.Start(t, t.TempDir(), "127.0.0.1:0")
+	_, js := natstest.Connect(t, srv.ClientURL())
+	var sc streams.Config
+	sc.SetDefaults()
+	if err := streams.Ensure(t.Context(), js, sc, nil); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), streams.CheckpointBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "vcenter.vc01", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	listen := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	cfg := filepath.Join(t.TempDir(), "vrelay.yaml")
+	doc := "nats:\n  embedded:\n    listen: " + listen + "\n    dataDir: " + filepath.Join(t.TempDir(), "data") + "\nroutes:\n  - {name: a, sink: {type: log}}\n"
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("checkpoint", "delete", "vcenter.vc01", "-config", cfg)
+	if code != 1 || !strings.Contains(errOut, "vrelay is running (its embedded NATS listener on "+listen+" answered)") ||
+		!strings.Contains(errOut, "Stop vrelay") {
+		t.Errorf("checkpoint delete on a running vrelay: code %d, stderr %q", code, errOut)
+	}
+	if _, err := kv.Get(t.Context(), "vcenter.vc01"); err != nil {
+		t.Fatalf("the refused delete deleted: %v", err)
+	}
+	if code, _, errOut := runCLI("checkpoint", "delete", "-force", "vcenter.vc01", "-config", cfg); code != 0 {
+		t.Errorf("checkpoint delete -force: code %d, stderr %q", code, errOut)
+	}
+}
+
+// An external NATS that cannot be reached is named, not a bare timeout.
+func TestExternalNATSUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := filepath.Join(t.TempDir(), "vrelay.yaml")
+	doc := "nats:\n  external:\n    url: nats://" + addr + "\n    connectTimeout: 1s\nroutes:\n  - {name: a, sink: {type: log}}\n"
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("dlq", "list", "-config", cfg)
+	if code != 1 || !strings.Contains(errOut, "cannot reach NATS at nats://"+addr) {
+		t.Errorf("dlq list with NATS down: code %d, stderr %q; want the URL named", code, errOut)
 	}
 }

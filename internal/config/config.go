@@ -225,6 +225,7 @@ func yamlError(err error) error {
 	if errors.As(err, &te) {
 		errs := make([]error, len(te.Errors))
 		for i, e := range te.Errors {
+			e = durationValue.ReplaceAllString(e, "got $1, want a duration string such as \"${1}s\" or \"5m\"")
 			e = unknownField.ReplaceAllString(e, "unknown field $1")
 			e = goType.ReplaceAllString(e, "")
 			errs[i] = errors.New(e)
@@ -235,7 +236,9 @@ func yamlError(err error) error {
 }
 
 var (
-	unknownField = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
+	// yaml.v3 decodes a time.Duration only from a string such as "30s".
+	durationValue = regexp.MustCompile("cannot unmarshal !![a-z]+ `([^`]*)` into time.Duration$")
+	unknownField  = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
 	goType       = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
 )
 
