@@ -239,7 +239,7 @@ var (
 	// yaml.v3 decodes a time.Duration only from a string such as "30s".
 	durationValue = regexp.MustCompile("cannot unmarshal !![a-z]+ `([^`]*)` into time.Duration$")
 	unknownField  = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
-	goType       = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
+	goType        = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
 )
 
 // SetDefaults fills every unset field with its default.
