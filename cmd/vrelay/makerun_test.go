@@ -81,4 +81,4 @@ type syncBuffer struct {
 }
 
 func (s *syncBuffer) write(v string) { s.mu.Lock(); s.b.WriteString(v); s.mu.Unlock() }
-func (s *syncBuffer) String() string  { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
