@@ -73,8 +73,8 @@ func TestProgressDisplay(t *testing.T) {
 		t.Errorf("plain progress: %d lines, %q; want 10 plain lines ending in 1000/1000", len(lines), plain.String())
 	}
 
-	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
-	isTerminal = func(io.Writer) bool { return true }
+	defer func(f func(any) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(any) bool { return true }
 	var tty bytes.Buffer
 	p = newProgress(&tty, "replayed", "dead letters")
 	p.update(5, 10, "")
@@ -186,8 +186,8 @@ func TestDLQRoughEdges(t *testing.T) {
 	}
 
 	// On a terminal, purge asks; "n" keeps everything, "y" purges.
-	defer func(f func(io.Writer) bool, r io.Reader) { isTerminal, stdin = f, r }(isTerminal, stdin)
-	isTerminal = func(w io.Writer) bool { return w == stdinFile }
+	defer func(f func(any) bool, r io.Reader) { isTerminal, stdin = f, r }(isTerminal, stdin)
+	isTerminal = func(f any) bool { return f == stdinFile }
 	stdin = strings.NewReader("n\n")
 	code, out, _ = runCLI("dlq", "purge", "-route", "r2", "-server", url)
 	if code != 1 || !strings.Contains(out, "purge 1 dead letter? [y/N]") || !strings.Contains(out, "nothing purged") {

@@ -302,7 +302,7 @@ func printLetters(w io.Writer, letters []deadletter.Letter, total int) {
 // replace them.
 var (
 	stdin     io.Reader = os.Stdin
-	stdinFile io.Writer = os.Stdin
+	stdinFile any       = os.Stdin
 )
 
 // confirm asks question on w and reports whether the answer is yes.

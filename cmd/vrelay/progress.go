@@ -25,10 +25,11 @@ type progress struct {
 	tenths int
 }
 
-// isTerminal reports whether w is a terminal; tests replace it.
-var isTerminal = func(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+// isTerminal reports whether f (an output or an input) is a terminal;
+// tests replace it.
+var isTerminal = func(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 func newProgress(w io.Writer, verb, noun string) *progress {
