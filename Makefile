@@ -4,6 +4,7 @@
 
 GO          ?= go
 CONFIG      ?= examples/quickstart.yaml
+RUNBIN      ?= bin/vrelay
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')
 # The nats CLI that the end-to-end test drives (cmd/vrelay/natscli_e2e_test.go),
@@ -16,8 +17,11 @@ NATSCLI         := $(NATSCLI_DIR)/nats
 .PHONY: run test fuzz lint build bench deps clean natscli
 
 ## run: start vrelay on the quickstart config (embedded NATS, simulated vCenter, webhook, log route)
+# Built, then exec'd: `go run` would exit 1 when Ctrl-C stops vrelay, and
+# make would report "Error 1" for a clean stop.
 run: deps
-	$(GO) run ./cmd/vrelay run -config $(CONFIG)
+	$(GO) build -o $(RUNBIN) ./cmd/vrelay
+	exec $(RUNBIN) run -config $(CONFIG)
 
 ## test: lint, then every test with the race detector in random order, the
 ## nats CLI end-to-end test and the tests against a real kube-apiserver

@@ -124,7 +124,7 @@ func TestDLQAndTailCommands(t *testing.T) {
 	// the replay stream (delivering it is the dispatcher's side).
 	stopRoute()
 	code, out, errOut := runCLI("dlq", "replay", "-server", url, "-route", "r1", "1")
-	if code != 0 || !strings.Contains(out, "replayed 1 dead letters into stream VRELAY_REPLAY") ||
+	if code != 0 || !strings.Contains(out, "replayed 1 dead letter into stream VRELAY_REPLAY") ||
 		!strings.Contains(out, "route r1: 1 on vrelay.replay.r1") {
 		t.Errorf("dlq replay: code %d, output %q, stderr %q; want 0 and where it went", code, out, errOut)
 	}
@@ -134,7 +134,7 @@ func TestDLQAndTailCommands(t *testing.T) {
 	if n := natstest.Count(t, js, streams.ReplayStream); n != 1 {
 		t.Errorf("replay stream holds %d messages, want 1", n)
 	}
-	if code, out, _ := runCLI("dlq", "list", "-server", url); code != 0 || !strings.Contains(out, "1 dead letters") {
+	if code, out, _ := runCLI("dlq", "list", "-server", url); code != 0 || !strings.Contains(out, "1 dead letter\n") {
 		t.Errorf("dlq list after the replay: code %d, output\n%s\nwant 1 dead letter left", code, out)
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +31,10 @@ const dlqUsage = `Usage:
   vrelay dlq list    [-config FILE | -server URL] [-route R] [-n MAX]
   vrelay dlq show    [-config FILE | -server URL] SEQ
   vrelay dlq replay  [-config FILE | -server URL] (-route R | -all) [SEQ...]
-  vrelay dlq purge   [-config FILE | -server URL] (-route R | -all) [SEQ...]
+  vrelay dlq purge   [-config FILE | -server URL] (-route R | -all) [-yes] [SEQ...]
+
+Flags may come before or after the arguments. On a terminal, purge asks
+before it deletes anything; -yes skips the question.
 
 replay sends each dead letter back to the route it failed on, and to no
 other: it stores the event in the replay stream VRELAY_REPLAY (subject
@@ -46,6 +52,11 @@ type cliConn struct {
 	close func()
 	// root is the configuration's subject root (the default with -server).
 	root string
+	// cfg is the configuration, nil with -server.
+	cfg *config.Config
+	// live says why vrelay is known to be running on this NATS ("its
+	// embedded NATS listener on 127.0.0.1:4222 answered"), or "".
+	live string
 }
 
 func addConnFlags(fs *flag.FlagSet) (configPath, server *string) {
@@ -78,13 +89,24 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 	withRoot := func(c *cliConn, err error) (*cliConn, error) {
 		if c != nil {
 			c.root = cfg.Streams.SubjectRoot
+			c.cfg = cfg
 		}
 		return c, err
 	}
 	if ext := cfg.NATS.External; ext != nil {
 		nc, err := ext.Connect(log, "vrelay-cli")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("connect to NATS at %s (nats.external.url): %w", ext.URL, err)
+		}
+		// The connection retries in the background: wait for it here, so
+		// that an unreachable server is named, not a later timeout.
+		timeout := ext.ConnectTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		if err := nc.FlushTimeout(timeout); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("cannot reach NATS at %s (nats.external.url) within %s: is it running and reachable from here? (%w)", ext.URL, timeout, err)
 		}
 		return withRoot(open(nc, nc.Close))
 	}
@@ -100,7 +122,11 @@ func connectCLI(configPath, server string) (*cliConn, error) {
 		}
 		nc, err := nats.Connect("nats://"+emb.Listen, opts...)
 		if err == nil {
-			return withRoot(open(nc, nc.Close))
+			c, err := withRoot(open(nc, nc.Close))
+			if c != nil {
+				c.live = "its embedded NATS listener on " + emb.Listen + " answered"
+			}
+			return c, err
 		}
 		// vrelay runs and refused the credentials: opening its data
 		// directory would only fail on the lock.
@@ -126,6 +152,10 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, dlqUsage)
 		return 2
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, dlqUsage)
+		return 0
+	}
 	sub := args[0]
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -134,11 +164,16 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	route := fs.String("route", "", "only the dead letters of this `route`")
 	all := fs.Bool("all", false, "every route (replay and purge need -route or -all)")
 	limit := fs.Int("n", 100, "list at most `N` dead letters (0: all)")
-	if err := fs.Parse(args[1:]); err != nil {
+	yes := fs.Bool("yes", false, "purge without asking, also on a terminal")
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	var seqs []uint64
-	for _, a := range fs.Args() {
+	for _, a := range rest {
 		n, err := strconv.ParseUint(a, 10, 64)
 		if err != nil {
 			fmt.Fprintf(stderr, "vrelay dlq %s: %q is not a dead-letter sequence number\n", sub, a)
@@ -186,23 +221,58 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		printLetters(stdout, letters, total)
+		if total == 0 && *route != "" {
+			fmt.Fprintln(stderr, noLettersFor(ctx, conn, *route, *configPath))
+		}
 	case "show":
 		l, err := deadletter.Get(ctx, conn.js, seqs[0])
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			fmt.Fprintf(stderr, "vrelay dlq show: no dead letter %d (vrelay dlq list shows those there are)\n", seqs[0])
+			return 1
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "vrelay dlq show:", err)
 			return 1
 		}
 		printLetter(stdout, l)
 	case "replay":
-		done, err := deadletter.Replay(ctx, conn.js, sel)
+		total, err := deadletter.Count(ctx, conn.js, sel)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq replay:", err)
+			return 1
+		}
+		prog := newProgress(stderr, "replayed", "dead letters")
+		done, err := deadletter.Replay(ctx, conn.js, sel, deadletter.WithProgress(func(n int) { prog.update(n, total, "") }))
+		prog.done()
 		printReplayed(stdout, done)
 		if err != nil {
 			fmt.Fprintln(stderr, "vrelay dlq replay:", err)
 			return 1
 		}
+		if len(done) == 0 && *route != "" {
+			fmt.Fprintln(stderr, noLettersFor(ctx, conn, *route, *configPath))
+		}
 	case "purge":
+		total, err := deadletter.Count(ctx, conn.js, sel)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay dlq purge:", err)
+			return 1
+		}
+		if total == 0 {
+			fmt.Fprintln(stdout, "purged 0 dead letters")
+			if *route != "" {
+				fmt.Fprintln(stderr, noLettersFor(ctx, conn, *route, *configPath))
+			}
+			return 0
+		}
+		if !*yes && isTerminal(stdinFile) {
+			if !confirm(stdin, stdout, fmt.Sprintf("purge %s? [y/N] ", plural(total, "dead letter", "dead letters"))) {
+				fmt.Fprintln(stdout, "nothing purged")
+				return 1
+			}
+		}
 		n, err := deadletter.Purge(ctx, conn.js, sel)
-		fmt.Fprintf(stdout, "purged %d dead letters\n", n)
+		fmt.Fprintf(stdout, "purged %s\n", plural(n, "dead letter", "dead letters"))
 		if err != nil {
 			fmt.Fprintln(stderr, "vrelay dlq purge:", err)
 			return 1
@@ -225,7 +295,58 @@ func printLetters(w io.Writer, letters []deadletter.Letter, total int) {
 		fmt.Fprintf(w, "showing %d of %d dead letters (-n 0 lists all)\n", len(letters), total)
 		return
 	}
-	fmt.Fprintf(w, "%d dead letters\n", len(letters))
+	fmt.Fprintln(w, plural(len(letters), "dead letter", "dead letters"))
+}
+
+// stdin and stdinFile are what purge reads its confirmation from; tests
+// replace them.
+var (
+	stdin     io.Reader = os.Stdin
+	stdinFile any       = os.Stdin
+)
+
+// confirm asks question on w and reports whether the answer is yes.
+func confirm(r io.Reader, w io.Writer, question string) bool {
+	fmt.Fprint(w, question)
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}
+
+// noLettersFor explains an empty result for -route: the route is not in
+// the configuration, or it has no dead letters; with the routes that do.
+func noLettersFor(ctx context.Context, conn *cliConn, route, configPath string) string {
+	var b strings.Builder
+	if conn.cfg != nil && !slices.ContainsFunc(conn.cfg.Routes, func(r config.Route) bool { return r.Name == route }) {
+		names := make([]string, len(conn.cfg.Routes))
+		for i, r := range conn.cfg.Routes {
+			names[i] = r.Name
+		}
+		fmt.Fprintf(&b, "route %q is not in %s (its routes: %s)", route, configPath, strings.Join(names, ", "))
+	} else {
+		fmt.Fprintf(&b, "route %q has no dead letters", route)
+	}
+	counts := map[string]int{}
+	letters, err := deadletter.List(ctx, conn.js, deadletter.Selector{}, 10000)
+	if err == nil {
+		for _, l := range letters {
+			counts[l.Route]++
+		}
+	}
+	if len(counts) > 0 {
+		var with []string
+		for r, n := range counts {
+			with = append(with, fmt.Sprintf("%s (%d)", r, n))
+		}
+		sort.Strings(with)
+		fmt.Fprintf(&b, "; routes with dead letters: %s", strings.Join(with, ", "))
+	} else if err == nil {
+		b.WriteString("; no route has any")
+	}
+	return b.String()
 }
 
 func printLetter(w io.Writer, l deadletter.Letter) {
@@ -251,7 +372,7 @@ func printLetter(w io.Writer, l deadletter.Letter) {
 // printReplayed says how many dead letters went where: per route, the
 // replay subject that only that route reads.
 func printReplayed(w io.Writer, done []deadletter.Replayed) {
-	fmt.Fprintf(w, "replayed %d dead letters", len(done))
+	fmt.Fprintf(w, "replayed %s", plural(len(done), "dead letter", "dead letters"))
 	if len(done) == 0 {
 		fmt.Fprintln(w)
 		return
@@ -355,11 +476,15 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 const checkpointUsage = `Usage:
   vrelay checkpoint list   [-config FILE | -server URL]
   vrelay checkpoint show   [-config FILE | -server URL] KEY
-  vrelay checkpoint delete [-config FILE | -server URL] KEY
+  vrelay checkpoint delete [-config FILE | -server URL] [-force] KEY
 
 Keys read <provider>.<source>, such as vcenter.vc01. After delete, the source
 resumes after its last event in the stream, or at its system's current time
 if the stream holds none. Works on a stopped vrelay's data directory too.
+
+delete refuses while vrelay runs the source (its embedded NATS listener
+answers, or a replica holds the source's lease): the running source would
+write its position again at once. Stop vrelay first, or pass -force.
 `
 
 // cmdCheckpoint inspects and deletes source positions.
@@ -368,17 +493,26 @@ func cmdCheckpoint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, checkpointUsage)
 		return 2
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, checkpointUsage)
+		return 0
+	}
 	sub := args[0]
 	fs := flag.NewFlagSet("checkpoint "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, checkpointUsage) }
 	configPath, server := addConnFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	force := fs.Bool("force", false, "delete even while vrelay runs the source")
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	switch {
-	case sub == "list" && fs.NArg() == 0:
-	case (sub == "show" || sub == "delete") && fs.NArg() == 1:
+	case sub == "list" && len(rest) == 0:
+	case (sub == "show" || sub == "delete") && len(rest) == 1:
 	default:
 		fmt.Fprint(stderr, checkpointUsage)
 		return 2
@@ -407,18 +541,71 @@ func cmdCheckpoint(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, k)
 		}
 	case "show":
-		e, err := kv.Get(ctx, fs.Arg(0))
+		e, err := kv.Get(ctx, rest[0])
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			fmt.Fprintf(stderr, "vrelay checkpoint show: no checkpoint %s; %s\n", rest[0], checkpointKeys(ctx, kv))
+			return 1
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "vrelay checkpoint show %s: %v\n", fs.Arg(0), err)
+			fmt.Fprintf(stderr, "vrelay checkpoint show %s: %v\n", rest[0], err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "revision %d, saved %s\n%s\n", e.Revision(), e.Created().UTC().Format(time.RFC3339), e.Value())
 	case "delete":
-		if err := kv.Delete(ctx, fs.Arg(0)); err != nil {
-			fmt.Fprintf(stderr, "vrelay checkpoint delete %s: %v\n", fs.Arg(0), err)
+		if !*force {
+			if why := sourceRunning(ctx, conn, rest[0]); why != "" {
+				fmt.Fprintf(stderr, "vrelay checkpoint delete: vrelay is running (%s): the running source would save its position again at once. Stop vrelay and delete again, or pass -force\n", why)
+				return 1
+			}
+		}
+		if _, err := kv.Get(ctx, rest[0]); errors.Is(err, jetstream.ErrKeyNotFound) {
+			fmt.Fprintf(stderr, "vrelay checkpoint delete: no checkpoint %s; %s\n", rest[0], checkpointKeys(ctx, kv))
 			return 1
 		}
-		fmt.Fprintf(stdout, "deleted checkpoint %s\n", fs.Arg(0))
+		if err := kv.Delete(ctx, rest[0]); err != nil {
+			fmt.Fprintf(stderr, "vrelay checkpoint delete %s: %v\n", rest[0], err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "deleted checkpoint %s\n", rest[0])
 	}
 	return 0
+}
+
+// checkpointKeys lists the keys of the checkpoint bucket, for messages.
+func checkpointKeys(ctx context.Context, kv jetstream.KeyValue) string {
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return "the bucket cannot be listed: " + err.Error()
+	}
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return "there are none (a source saves one after its first events)"
+	}
+	return "the checkpoints are: " + strings.Join(names, ", ")
+}
+
+// sourceRunning says why the source of checkpoint key is known to run, or
+// "": vrelay's embedded NATS listener answered, or a replica holds the
+// source's lease (external NATS, where leases live as long as their
+// holder renews them).
+func sourceRunning(ctx context.Context, conn *cliConn, key string) string {
+	if conn.live != "" {
+		return conn.live
+	}
+	kv, err := conn.js.KeyValue(ctx, streams.LeaseBucket)
+	if err != nil {
+		return ""
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil || len(e.Value()) == 0 {
+		return ""
+	}
+	var v struct {
+		Holder string `json:"holder"`
+	}
+	_ = json.Unmarshal(e.Value(), &v)
+	return fmt.Sprintf("replica %s holds the lease of %s", v.Holder, key)
 }

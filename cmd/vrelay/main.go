@@ -8,6 +8,7 @@
 //	vrelay route test ROUTE -config vrelay.yaml [-last 20] [-since 1h]
 //	vrelay route replay ROUTE -config vrelay.yaml -since 2h [-until T] [-filter EXPR]
 //	vrelay checkpoint list|show|delete -config vrelay.yaml [KEY]
+//	vrelay migrate -from router-config.yaml [-o vrelay.yaml]
 //	vrelay version
 package main
 
@@ -20,12 +21,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -36,14 +33,20 @@ const usage = `vrelay relays VMware events through NATS JetStream to sinks.
 Usage:
   vrelay run      -config FILE [-role all|producers|consumers] [-log-level LEVEL] [-log-json]
   vrelay validate -config FILE
-  vrelay dlq      list|show|replay|purge [-config FILE] ...
-  vrelay tail     [-config FILE] [-since 10m] [SUBJECT]
-  vrelay route    test ROUTE [-config FILE] [-last N] [-since 1h]
-  vrelay route    replay ROUTE [-config FILE] -since 2h [-until T] [-filter EXPR]
-  vrelay checkpoint list|show|delete [-config FILE] [KEY]
-  vrelay version
+  vrelay dlq      list   [-route R] [-n MAX]
+  vrelay dlq      show   SEQ
+  vrelay dlq      replay (-route R | -all) [SEQ...]
+  vrelay dlq      purge  (-route R | -all) [-yes] [SEQ...]
+  vrelay tail     [-since 10m] [-n N] [SUBJECT]
+  vrelay route    test ROUTE [-last N] [-since 1h]
+  vrelay route    replay ROUTE -since 2h [-until T] [-filter EXPR]
+  vrelay checkpoint list|show|delete [KEY] [-force]
+  vrelay migrate  -from FILE [-from FILE ...] [-o OUT]
+  vrelay version  (or --version)
 
-Run "vrelay COMMAND -h" for the flags of a command.
+Every command but migrate takes -config FILE (default vrelay.yaml) or
+-server URL (a NATS to use in place of the configuration's). Flags may come
+before or after the arguments. Run "vrelay COMMAND -h" for a command's flags.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,7 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckpoint(args[1:], stdout, stderr)
 	case "route":
 		return cmdRoute(args[1:], stdout, stderr)
-	case "version":
+	case "migrate":
+		return cmdMigrate(args[1:], stdout, stderr)
+	case "version", "-version", "--version", "-v":
 		fmt.Fprintln(stdout, "vrelay", versionString())
 		return 0
 	case "-h", "-help", "--help", "help":
@@ -76,16 +81,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -93,7 +88,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	role := fs.String("role", roleAll, "what to run: all, producers (sources only) or consumers (routes only)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	asJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
-	if err := fs.Parse(args); err != nil {
+	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
+		if err == nil {
+			fmt.Fprintf(stderr, "vrelay run: unexpected argument %q\n", rest[0])
+		}
 		return 2
 	}
 	log, err := newLogger(stderr, *level, *asJSON)

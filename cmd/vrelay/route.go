@@ -72,16 +72,9 @@ func cmdRouteTest(args []string, stdout, stderr io.Writer) int {
 	last := fs.Int("last", 20, "the `N` most recent events (0: all)")
 	since := fs.Duration("since", 0, "only events stored within this `duration`, such as 1h")
 	// The route name may come before or after the flags.
-	var names []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names = append(names, fs.Arg(0))
-		args = fs.Args()[1:]
+	names, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
 	}
 	if len(names) != 1 || *last < 0 || *since < 0 {
 		fmt.Fprint(stderr, routeUsage)

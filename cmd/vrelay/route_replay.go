@@ -6,14 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/filters"
@@ -47,23 +44,15 @@ func cmdRouteReplay(args []string, stdout, stderr io.Writer) int {
 	extra := fs.String("filter", "", "an expr `expression` events must match too, besides the route's filter")
 	level := fs.String("log-level", "error", "log `level` of the delivery: debug, info, warn, error")
 	// The route may come before the flags or after them.
-	var route string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		route, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return 2
 	}
-	if route == "" && fs.NArg() > 0 {
-		route = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil { // flags after the route
-			return 2
-		}
-	}
-	if route == "" || fs.NArg() > 0 {
+	if len(rest) != 1 {
 		fmt.Fprint(stderr, routeReplayUsage)
 		return 2
 	}
+	route := rest[0]
 	if *sinceFlag == "" {
 		fmt.Fprintln(stderr, "vrelay route replay: -since is required")
 		return 2
@@ -196,46 +185,14 @@ func replayFilter(route, extra string) (*filters.Filter, error) {
 	return filters.Compile("(" + route + ") && (" + extra + ")")
 }
 
-// replayProgress shows a replay's progress on stderr: one line rewritten in
-// place on a terminal, else a line per tenth of the events.
-type replayProgress struct {
-	w      io.Writer
-	tty    bool
-	shown  bool
-	tenths int
-	last   consumers.ReplayStats
-}
+// replayProgress shows a replay's progress on stderr (see progress).
+type replayProgress struct{ *progress }
 
 func newReplayProgress(w io.Writer) *replayProgress {
-	f, ok := w.(*os.File)
-	return &replayProgress{w: w, tty: ok && term.IsTerminal(int(f.Fd()))}
-}
-
-func (p *replayProgress) line(s consumers.ReplayStats) string {
-	return fmt.Sprintf("replayed %d/%d events (%d filtered out, %d dead-lettered)",
-		s.Settled(), s.Total, s.Filtered, s.DeadLettered)
+	return &replayProgress{newProgress(w, "replayed", "events")}
 }
 
 // update is called from one goroutine while the replay runs.
 func (p *replayProgress) update(s consumers.ReplayStats) {
-	p.last = s
-	if p.tty {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", p.line(s))
-		p.shown = true
-		return
-	}
-	if s.Total == 0 {
-		return
-	}
-	if tenths := min(10, s.Settled()*10/s.Total); tenths > p.tenths {
-		p.tenths = tenths
-		fmt.Fprintln(p.w, p.line(s))
-	}
-}
-
-// done ends the line in place on a terminal.
-func (p *replayProgress) done() {
-	if p.tty && p.shown {
-		fmt.Fprintln(p.w)
-	}
+	p.progress.update(s.Settled(), s.Total, fmt.Sprintf("%d filtered out, %d dead-lettered", s.Filtered, s.DeadLettered))
 }

@@ -183,7 +183,7 @@ routes:
 		t.Errorf("route rb's sink got %v, want nothing: the replay is for ra only", got)
 	}
 	code, out, _ = runCLI("dlq", "list", "-config", config, "-route", "ra")
-	if code != 0 || !strings.Contains(out, "b2") || !strings.Contains(out, "1 dead letters") {
+	if code != 0 || !strings.Contains(out, "b2") || !strings.Contains(out, "1 dead letter\n") {
 		t.Errorf("dlq list after the replay: code %d, output\n%s\nwant b2", code, out)
 	}
 	if c := streamConsumers(t, live); !slices.Equal(c, []string{"ra", "rb"}) {

@@ -14,7 +14,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "vrelay.yaml", "configuration `file`")
-	if err := fs.Parse(args); err != nil {
+	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
+		if err == nil {
+			fmt.Fprintf(stderr, "vrelay validate: unexpected argument %q (the file goes after -config)\n", rest[0])
+		}
 		return 2
 	}
 	cfg, err := config.Load(*path)

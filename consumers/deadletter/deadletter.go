@@ -129,6 +129,19 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return letter(raw.Sequence, raw.Header, raw.Data), nil
 }
 
+// ReplayOption changes how [Replay] works.
+type ReplayOption func(*replayOptions)
+
+type replayOptions struct {
+	progress func(done int)
+}
+
+// WithProgress has [Replay] call fn after each dead letter it replayed and
+// deleted, with the number done so far, for a progress display.
+func WithProgress(fn func(done int)) ReplayOption {
+	return func(o *replayOptions) { o.progress = fn }
+}
+
 // Replayed is one dead letter that [Replay] sent back to its route.
 type Replayed struct {
 	// Sequence was the dead letter's sequence in the dead-letter stream.
@@ -156,7 +169,11 @@ type Replayed struct {
 // that wraps [streams.ErrNotDeadLetter] and names the letters. If the
 // replay stream does not exist (vrelay before 0.2 created none), it
 // replays nothing either.
-func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) ([]Replayed, error) {
+func Replay(ctx context.Context, js jetstream.JetStream, sel Selector, opts ...ReplayOption) ([]Replayed, error) {
+	var o replayOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	letters, err := List(ctx, js, sel, 0)
 	if err != nil {
 		return nil, err
@@ -188,6 +205,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, sel Selector) ([]Replay
 			ReplaySequence: ack.Sequence, Duplicate: ack.Duplicate})
 		if err := deleteLetter(ctx, dlq, l.Sequence); err != nil {
 			return done, fmt.Errorf("replayed dead letter %d but could not delete it: purge it (a replay again within 2 minutes also stores it once): %w", l.Sequence, err)
+		}
+		if o.progress != nil {
+			o.progress(len(done))
 		}
 	}
 	return done, nil

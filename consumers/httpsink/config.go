@@ -151,6 +151,9 @@ func validateURL(raw string) error {
 	if raw == "" {
 		return cfgerr.New("url", "is required")
 	}
+	if err := MissingScheme("url", raw); err != nil {
+		return err
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error repeats the URL, which may hold a secret: keep only the cause.
@@ -231,4 +234,18 @@ func (a Auth) validate() error {
 		errs = append(errs, cfgerr.Prefix("bearer.token", b.Token.Validate()))
 	}
 	return errors.Join(errs...)
+}
+
+// MissingScheme reports a URL written without its scheme, such as
+// "127.0.0.1:8080/ok", which url.Parse would reject with "first path
+// segment in URL cannot contain colon" or take for a relative path. It
+// quotes the URL only when it cannot hold credentials.
+func MissingScheme(field, raw string) error {
+	if strings.Contains(raw, "://") || strings.HasPrefix(raw, "/") {
+		return nil
+	}
+	if strings.Contains(raw, "@") || secret.RedactURL(raw) != raw {
+		return cfgerr.New(field, "has no scheme: write http:// or https:// before the host")
+	}
+	return cfgerr.Newf(field, "%s has no scheme: write http://%s", raw, raw)
 }

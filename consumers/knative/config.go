@@ -156,6 +156,9 @@ func parseURI(raw string) (*url.URL, error) {
 }
 
 func validateAbsolute(raw string) error {
+	if err := httpsink.MissingScheme("uri", raw); err != nil {
+		return err
+	}
 	u, err := parseURI(raw)
 	switch {
 	case err != nil:

@@ -177,6 +177,9 @@ func (e *FileError) Problems() []string {
 
 // Parse decodes, defaults and validates a configuration document.
 func Parse(b []byte) (*Config, error) {
+	if what := foreign(b); what != "" {
+		return nil, fmt.Errorf("this is %s, not a vrelay configuration: convert it with `vrelay migrate -from FILE`", what)
+	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -190,6 +193,30 @@ func Parse(b []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// foreign names the configuration of another tool that b holds (the VMware
+// Event Router's RouterConfig, a Tanzu Sources for Knative manifest), which
+// `vrelay migrate` converts; "" when b holds none. Strict decoding would
+// report only a list of unknown fields.
+func foreign(b []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var h struct {
+			APIVersion string `yaml:"apiVersion"`
+			Kind       string `yaml:"kind"`
+		}
+		if err := dec.Decode(&h); err != nil {
+			return ""
+		}
+		group, _, _ := strings.Cut(h.APIVersion, "/")
+		switch {
+		case h.Kind == "RouterConfig" || group == "event-router.vmware.com":
+			return "a VMware Event Router RouterConfig"
+		case group == "sources.tanzu.vmware.com":
+			return "a Tanzu Sources for Knative " + h.Kind
+		}
+	}
+}
+
 // yamlError splits yaml.v3's multi-line type errors into one error a line
 // and words them for people: "line 7: field maxInflight not found in type
 // consumers.Delivery" becomes "line 7: unknown field maxInflight".
@@ -198,6 +225,7 @@ func yamlError(err error) error {
 	if errors.As(err, &te) {
 		errs := make([]error, len(te.Errors))
 		for i, e := range te.Errors {
+			e = durationValue.ReplaceAllString(e, "got $1, want a duration string such as \"${1}s\" or \"5m\"")
 			e = unknownField.ReplaceAllString(e, "unknown field $1")
 			e = goType.ReplaceAllString(e, "")
 			errs[i] = errors.New(e)
@@ -208,8 +236,10 @@ func yamlError(err error) error {
 }
 
 var (
-	unknownField = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
-	goType       = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
+	// yaml.v3 decodes a time.Duration only from a string such as "30s".
+	durationValue = regexp.MustCompile("cannot unmarshal !![a-z]+ `([^`]*)` into time.Duration$")
+	unknownField  = regexp.MustCompile(`(?s)field (.*) not found in type \S+$`)
+	goType        = regexp.MustCompile(` into [a-z0-9_.*\[\]]+\.[A-Za-z0-9_]+$`)
 )
 
 // SetDefaults fills every unset field with its default.

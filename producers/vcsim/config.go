@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/producers/vcenter"
 )
 
 // Defaults and limits of [Config].
@@ -18,19 +19,24 @@ const (
 //
 //	rate: 5
 //	instanceUuid: 0d7c9a4e-5b5a-4f52-9c4b-6f0a1d3e2b11   # optional
+//	format: router                                       # optional
 type Config struct {
 	// Rate is how many events per second the workload makes: it powers
 	// virtual machines off and on, reconfigures them, and posts an EventEx
 	// (com.vmware.vc.HA.HostStateChangedEvent) and a GeneralUserEvent, in a
 	// cycle of seven events. Up to 1000. Default 5.
 	Rate float64 `yaml:"rate"`
-	// InstanceUUID is the simulated vCenter's about.instanceUuid. Default: a
-	// new random uuid each run, so that a restarted simulator, whose event
-	// keys start again at 1, is not mistaken for the vCenter of the last
-	// run's checkpoint. Set it only to test what a restore does: the source
-	// then resumes after the checkpointed key and skips the new run's events
-	// until its keys pass it.
+	// InstanceUUID is the simulated vCenter's about.instanceUuid. Default:
+	// the uuid of the last run, read from the source's checkpoint (or its
+	// last event in the stream), so that a restart on the same data is the
+	// same vCenter again: its event keys go on after the last run's and
+	// the source resumes after its checkpoint. A new random uuid when there
+	// is neither.
 	InstanceUUID string `yaml:"instanceUuid"`
+	// Format is the CloudEvent shape, as for a vCenter source: "tanzu"
+	// (Tanzu Sources for Knative, the default) or "router" (VMware Event
+	// Router).
+	Format vcenter.Format `yaml:"format"`
 }
 
 // SetDefaults fills unset fields with their defaults. [New] calls it.
@@ -46,6 +52,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Rate < 0 || c.Rate > MaxRate {
 		errs = append(errs, cfgerr.Newf("rate", "must be between 0 (the default, 5) and %g events per second, got %g", MaxRate, c.Rate))
+	}
+	switch c.Format {
+	case "", vcenter.FormatTanzu, vcenter.FormatRouter:
+	default:
+		errs = append(errs, cfgerr.Newf("format", "%q is not tanzu or router", c.Format))
 	}
 	if c.InstanceUUID != "" {
 		if _, err := uuid.Parse(c.InstanceUUID); err != nil {

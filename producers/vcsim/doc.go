@@ -7,8 +7,7 @@
 // [Source.Run] starts govmomi's simulator (the VPX model: a datacenter, a
 // cluster of three hosts, a standalone host, four virtual machines) in this
 // process, serving the vSphere SOAP API over HTTPS on a free port of
-// 127.0.0.1 with a self-signed certificate, a random password and a fresh
-// random instance uuid each run. A workload drives it at Config.Rate events
+// 127.0.0.1 with a self-signed certificate and a random password. A workload drives it at Config.Rate events
 // per second: it powers virtual machines off and on (VmStoppingEvent,
 // VmPoweredOffEvent, VmStartingEvent, VmPoweredOnEvent), reconfigures them
 // (VmReconfiguredEvent) and posts an EventEx
@@ -27,9 +26,14 @@
 // It returns earlier only with the vCenter source's error (a corrupt
 // checkpoint) or when the simulator cannot start; a [producers.Runner]
 // runs it again with a backoff.
-// Nothing survives a run: the next run is a new vCenter instance, so a
-// checkpoint from the last run is recognised as another instance's and the
-// source starts at the current time.
+// A restart is the same vCenter again: Run reads the source's checkpoint
+// (and its last event in the stream) and takes over the last run's
+// instance uuid and port (a new port only when that one is taken), and its
+// event keys go on after the last run's. So the source resumes after its
+// checkpoint, with no warning, the way it does on a real vCenter, and the
+// router format's CloudEvent source stays the same. A first run, or one
+// without a checkpointer, gets a new random instance uuid and a free port.
+// Config.Format selects the CloudEvent shape as for a vCenter source.
 //
 // # Example
 //

@@ -1,21 +1,29 @@
 package vcsim
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/internal/secret"
@@ -70,15 +78,13 @@ type options struct {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithCheckpointer keeps the position under `vcenter.<name>`, as a vCenter
-// source does. Each run simulates a new vCenter instance (unless
-// Config.InstanceUUID is set), so a restart logs that the checkpoint
-// belongs to another instance and starts fresh.
+// source does. A restart reads it to be the same vCenter instance again
+// and resume after it (see the package documentation).
 func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options) { o.cp = c } }
 
 // WithLastStored is passed to the vCenter source: see
-// [vcenter.WithLastStored]. The simulator is a new vCenter instance each
-// run, so the stream's last event matters only within one run and with a
-// fixed Config.InstanceUUID.
+// [vcenter.WithLastStored]. A restart also reads it, as it reads the
+// checkpoint, to continue the last run's instance and keys.
 func WithLastStored(ls vcenter.LastStored) Option { return func(o *options) { o.last = ls } }
 
 // WithName sets the source name: the <source> token of subjects
@@ -180,8 +186,13 @@ func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
 	}
 	defer s.running.Store(false)
 
+	prev := s.previous(ctx)
 	instance := s.cfg.InstanceUUID
-	if instance == "" {
+	switch {
+	case instance != "":
+	case prev.instance != "":
+		instance = prev.instance
+	default:
 		instance = uuid.NewString()
 	}
 	password := rand.Text()
@@ -191,8 +202,27 @@ func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
 		return fmt.Errorf("vcsim: create the model: %w", err)
 	}
 	defer model.Remove()
+	if prev.instance == instance && prev.key > 0 {
+		// The same simulated vCenter again: its event keys go on from
+		// where the last run's stopped, so the source resumes after its
+		// checkpoint as it would on a real vCenter.
+		if !continueKeys(model.Map().EventManager(), prev.key) {
+			s.log.Warn("cannot continue the simulator's event keys; this run's first events reuse old keys", "last_event_key", prev.key)
+		}
+	}
+	host := "127.0.0.1:0"
+	if prev.port != "" {
+		// Keep the address of the last run (the CloudEvent source of the
+		// router format), unless the port is taken now.
+		if l, err := net.Listen("tcp", "127.0.0.1:"+prev.port); err == nil {
+			l.Close()
+			host = "127.0.0.1:" + prev.port
+		} else {
+			s.log.Info("the last run's port is taken; the simulator listens on a new one", "port", prev.port)
+		}
+	}
 	model.Service.TLS = new(tls.Config)
-	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(Username, password)}
+	model.Service.Listen = &url.URL{Host: host, User: url.UserPassword(Username, password)}
 	srv := model.Service.NewServer()
 	defer srv.Close()
 	caFile, err := srv.CertificateFile()
@@ -277,9 +307,86 @@ func (s *Source) newInner(address, password, caFile string) (*vcenter.Source, er
 		Username: Username,
 		Password: secret.Ref{FromFile: pw},
 		CAFile:   caFile,
+		Format:   s.cfg.Format,
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("vcsim: %w", err)
 	}
 	return inner, nil
+}
+
+// previousRun is what the last run of this simulator left behind: its
+// instance uuid, the key of its last event and its port, read from the
+// source's checkpoint (`vcenter.<name>`) and its last event in the stream.
+// All zero on a first run, without a checkpointer, or when neither says
+// more.
+type previousRun struct {
+	instance string
+	key      int32
+	port     string
+}
+
+func (s *Source) previous(ctx context.Context) previousRun {
+	var p previousRun
+	if s.cp != nil {
+		if b, err := s.cp.Load(ctx, vcenter.Provider+"."+s.name); err == nil {
+			var cp struct {
+				VCenter      string `json:"vCenter"`
+				LastEventKey int32  `json:"lastEventKey"`
+				InstanceUUID string `json:"instanceUuid"`
+			}
+			if json.Unmarshal(b, &cp) == nil && cp.InstanceUUID != "" {
+				p.instance, p.key = cp.InstanceUUID, cp.LastEventKey
+				if u, err := url.Parse(cp.VCenter); err == nil && u.Hostname() == "127.0.0.1" {
+					p.port = u.Port()
+				}
+			}
+		}
+	}
+	if s.last != nil {
+		// The stream is ahead of the checkpoint after a crash.
+		if st, err := s.last.Last(ctx); err == nil {
+			id, k, ok := strings.Cut(st.MsgID, ":")
+			key, err := strconv.ParseInt(k, 10, 32)
+			if ok && err == nil && (p.instance == "" || p.instance == id) {
+				p.instance = id
+				p.key = max(p.key, int32(key))
+			}
+		}
+	}
+	return p
+}
+
+// continueKeys makes the simulator's event keys follow last: the events
+// the new model already posted (creating its inventory) and every later
+// one get keys after last, in their order. govmomi keeps the counter
+// (EventManager.key) and the event history unexported and starts both
+// afresh with every model, so this reaches them by reflection, once,
+// before the simulator serves. It reports false, changing nothing, when
+// govmomi no longer has these fields.
+func continueKeys(m *simulator.EventManager, last int32) bool {
+	if m == nil {
+		return false
+	}
+	v := reflect.ValueOf(m).Elem()
+	key := v.FieldByName("key")
+	hist := v.FieldByName("history")
+	if !key.IsValid() || key.Kind() != reflect.Int32 || !hist.IsValid() || hist.Kind() != reflect.Pointer || hist.IsNil() {
+		return false
+	}
+	page := hist.Elem().FieldByName("page")
+	if !page.IsValid() || page.Type() != reflect.TypeFor[*list.List]() {
+		return false
+	}
+	key = reflect.NewAt(key.Type(), unsafe.Pointer(key.UnsafeAddr())).Elem()
+	l := reflect.NewAt(page.Type(), unsafe.Pointer(page.UnsafeAddr())).Elem().Interface().(*list.List)
+	for e := l.Front(); e != nil; e = e.Next() {
+		if be, ok := e.Value.(types.BaseEvent); ok && be.GetEvent() != nil {
+			ev := be.GetEvent()
+			ev.Key += last
+			ev.ChainId = ev.Key
+		}
+	}
+	key.SetInt(key.Int() + int64(last))
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,9 +199,11 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestRestart runs the simulator twice on one checkpoint bucket. Each run
-// is a new vCenter instance, so the second one starts fresh instead of
-// skipping its events as older than the checkpoint.
+// TestRestart runs the simulator twice on one checkpoint bucket and
+// stream, as `make run` twice on one data dir does. The second run is the
+// same vCenter again (instance uuid, address), its event keys go on after
+// the first run's, and the source resumes after its checkpoint: no warning
+// about another instance or keys that went back.
 func TestRestart(t *testing.T) {
 	_, js := natstest.Run(t)
 	c := collectStream(t, js)
@@ -215,21 +218,68 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var instances []string
-	for range 2 {
+	var instances, addrs []string
+	var firstMax int64
+	for run := range 2 {
 		cancel, done := start(t, src, js)
 		instance := src.InstanceUUID()
-		instances = append(instances, instance)
-		c.await(t, "a VmPoweredOnEvent of "+instance, func(m received) bool {
-			return m.subject == "vmware.vcenter.demo.VmPoweredOnEvent" && strings.HasPrefix(m.msgID, instance+":")
+		instances, addrs = append(instances, instance), append(addrs, src.Address())
+		c.await(t, "a VmPoweredOnEvent with a key after the first run's", func(m received) bool {
+			return m.subject == "vmware.vcenter.demo.VmPoweredOnEvent" && strings.HasPrefix(m.msgID, instance+":") &&
+				msgKey(t, m.msgID) > firstMax
 		})
 		stop(t, cancel, done)
+		if run == 0 {
+			for _, m := range c.all() {
+				firstMax = max(firstMax, msgKey(t, m.msgID))
+			}
+		}
 	}
-	if instances[0] == instances[1] {
-		t.Errorf("both runs had instance uuid %s, want a fresh one each run", instances[0])
+	if instances[0] != instances[1] || addrs[0] != addrs[1] {
+		t.Errorf("runs had instance uuids %v and addresses %v, want the same vCenter twice", instances, addrs)
 	}
-	if n := l.count("another vcenter instance"); n != 1 {
-		t.Errorf("got %d warnings about another instance, want 1", n)
+	for _, warn := range []string{"another vcenter instance", "keys went back", "instance changed"} {
+		if n := l.count(warn); n != 0 {
+			t.Errorf("got %d logs %q, want none", n, warn)
+		}
+	}
+	if l.count("resuming after") == 0 {
+		t.Error("the second run did not log that it resumed")
+	}
+	seen := map[string]bool{}
+	for _, m := range c.all() {
+		if seen[m.msgID] {
+			t.Errorf("Nats-Msg-Id %s stored twice", m.msgID)
+		}
+		seen[m.msgID] = true
+	}
+}
+
+func msgKey(t *testing.T, id string) int64 {
+	t.Helper()
+	_, k, _ := strings.Cut(id, ":")
+	n, err := strconv.ParseInt(k, 10, 64)
+	if err != nil {
+		t.Fatalf("Nats-Msg-Id %q has no key", id)
+	}
+	return n
+}
+
+func TestRouterFormat(t *testing.T) {
+	_, js := natstest.Run(t)
+	c := collectStream(t, js)
+	src, err := vcsim.New(vcsim.Config{Rate: 200, Format: vcenter.FormatRouter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := start(t, src, js)
+	m := c.await(t, "an event", func(received) bool { return true })
+	if m.ceType != "com.vmware.event.router/event" {
+		t.Errorf("got type %q, want the router's com.vmware.event.router/event", m.ceType)
+	}
+	stop(t, cancel, done)
+	if err := (vcsim.Config{Format: "xml"}).Validate(); err == nil || !strings.Contains(err.Error(), "format") {
+		t.Errorf("format xml: %v, want an error naming format", err)
 	}
 }
 
