@@ -17,11 +17,11 @@ import (
 // Names of the JetStream objects vrelay owns. They are a public interface
 // (DESIGN.md §2): dashboards, `nats stream view` and other tools name them.
 const (
-	EventStream      = "VMWARE_EVENTS"
-	DLQStream        = "VRELAY_DLQ"
+	EventStream = "VMWARE_EVENTS"
+	DLQStream   = "VRELAY_DLQ"
 	// HealthStream holds the sources' health events, one subject per
 	// source: `vrelay.health.<provider>.<source>` (see [HealthSubject]).
-	HealthStream = "VRELAY_HEALTH"
+	HealthStream     = "VRELAY_HEALTH"
 	CheckpointBucket = "vrelay_checkpoints"
 	// LeaseBucket holds one key per polling source, `<provider>.<source>`,
 	// whose value names the replica that runs it (DESIGN.md §2).

@@ -1,8 +1,8 @@
 package vcenter_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"fmt"
