@@ -295,10 +295,13 @@ func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages c
 		if err := drain(); err != nil {
 			return progressed, err
 		}
-		if err := st.check(); err != nil {
-			return progressed, err
+		// A collector that lost its place is a stall the watchdog can
+		// see at once: check now rather than at the next interval.
+		stale := st.check()
+		if stale != nil {
+			r.log.Warn("vcenter event collector lost its place, some events may be missing; checking vcenter's latest event", "err", stale)
 		}
-		if now := time.Now(); !now.Before(nextCheck) {
+		if now := time.Now(); stale != nil || st.suspect() || !now.Before(nextCheck) {
 			nextCheck = now.Add(r.s.cfg.StallCheckInterval)
 			if err := r.check(ctx, c, &m, begin, drain, send); err != nil {
 				return progressed, err
@@ -309,6 +312,9 @@ func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages c
 		newest, err := c.wait(ctx)
 		if err != nil {
 			return progressed, err
+		}
+		if r.s.waitHook != nil {
+			newest = r.s.waitHook(newest)
 		}
 		st.reported(newest, r.position())
 	}
@@ -340,6 +346,11 @@ func (s *staleness) reported(newest types.BaseEvent, pos position) {
 		s.expect, s.expected = k, true
 	}
 }
+
+// suspect reports whether a drain missed the event vCenter reported:
+// worth a look at vCenter's latest event (which drains once more before it
+// calls it a stall).
+func (s *staleness) suspect() bool { return s.expected && s.misses > 0 }
 
 // check is called after a drain.
 func (s *staleness) check() error {

@@ -51,6 +51,9 @@ type Source struct {
 	// readHook, set by tests only, changes what the collector returned,
 	// to play a vCenter whose collector loses events.
 	readHook func([]types.BaseEvent) []types.BaseEvent
+	// waitHook, set by tests only, changes the newest event a change of
+	// the collector's latest page reported.
+	waitHook func(types.BaseEvent) types.BaseEvent
 
 	running atomic.Bool
 }

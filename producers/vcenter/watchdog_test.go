@@ -81,7 +81,17 @@ func healthType(kind string) string {
 // TestStallSwept plays a collector that returns nothing while vCenter has
 // newer events (more than a page of them): the watchdog sees vCenter's
 // latest event, sweeps the range by time, and every event is stored once.
+//
+// notified: the collector's latest page shows the new events (as the
+// simulator's does), so the stall is checked at once. silent: it does not,
+// and the stallCheckInterval finds it.
 func TestStallSwept(t *testing.T) {
+	for _, silent := range []bool{false, true} {
+		t.Run(map[bool]string{false: "notified", true: "silent"}[silent], func(t *testing.T) { testStallSwept(t, silent) })
+	}
+}
+
+func testStallSwept(t *testing.T, silent bool) {
 	e := newEnv(t, "")
 	health := watchHealth(t, e.js)
 	cfg := e.sim.config(t)
@@ -96,6 +106,14 @@ func TestStallSwept(t *testing.T) {
 		}
 		return page
 	})
+	if silent {
+		vcenter.SetWaitHook(src, func(be types.BaseEvent) types.BaseEvent {
+			if stalled.Load() {
+				return nil
+			}
+			return be
+		})
+	}
 	running(t, src, e.publisher(src), e.logs)
 	e.sim.post(t, e.sim.eventEx("before"))
 	e.w.await(t, "before", byMessage("before"))
