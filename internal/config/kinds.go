@@ -167,7 +167,7 @@ var sourceKinds = []SourceKind{
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
 			return horizon.New(*s.Horizon, horizon.WithName(s.Name), horizon.WithLogger(d.Log),
 				horizon.WithCheckpointer(d.Checkpoints), horizon.WithRegisterer(d.Registerer),
-				horizon.WithLastStored(d.LastStored))
+				horizon.WithLastStored(d.LastStored), horizon.WithHealthEvents(d.Health))
 		},
 	},
 	{
