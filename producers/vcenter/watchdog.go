@@ -29,16 +29,25 @@ import (
 // A sweep reads a collector bounded by time (begin and end included) and
 // publishes the events whose keys lie in the gap; the Nats-Msg-Id
 // (<instance uuid>:<key>) drops what was stored already.
+//
+// A sweep that finds no event in the gap means the range holds only events
+// this user cannot read: no warning, no health event, and the range is not
+// looked at again.
 
 // gap is a range of keys the collector did not return: after fromKey (the
 // last event read, created at from) up to toKey included (created at to).
 type gap struct {
 	fromKey, toKey int32
 	from, to       time.Time
+	// open: nothing was read before the gap, so fromKey is unknown and
+	// every key up to toKey is in it (the sweep is bounded by time).
+	open bool
 }
 
 // contains reports whether key k lies in the gap.
-func (g *gap) contains(k int32) bool { return keyAfter(k, g.fromKey) && !keyAfter(k, g.toKey) }
+func (g *gap) contains(k int32) bool {
+	return (g.open || keyAfter(k, g.fromKey)) && !keyAfter(k, g.toKey)
+}
 
 // batch is what the read loop hands to the publisher: a page of the
 // collector, or a page of a sweep of gap.
@@ -128,16 +137,22 @@ func (r *reader) sweep(ctx context.Context, c *conn, g gap, send func(batch) err
 	return n, nil
 }
 
-// sweepJump sweeps a key jump the read loop saw.
+// sweepJump sweeps a key jump the read loop saw. A sweep that finds
+// nothing is a range this user cannot see (events on objects it has no
+// permission on leave gaps in the keys): logged at debug level only.
 func (r *reader) sweepJump(ctx context.Context, c *conn, g gap, send func(batch) error) error {
-	r.s.metrics.gaps.Inc()
-	r.log.Warn("vcenter event keys jumped by more than a page; sweeping the range by time",
-		"from_key", g.fromKey, "to_key", g.toKey, "from_time", g.from, "to_time", g.to)
 	n, err := r.sweep(ctx, c, g, send)
 	if err != nil {
 		return err
 	}
-	r.log.Info("swept a vcenter key gap", "from_key", g.fromKey, "to_key", g.toKey, "events", n)
+	if n == 0 {
+		r.log.Debug("vcenter event keys jumped by more than a page; a sweep found no event in between (not visible to this user?)",
+			"from_key", g.fromKey, "to_key", g.toKey)
+		return nil
+	}
+	r.s.metrics.gaps.Inc()
+	r.log.Warn("vcenter event keys jumped by more than a page and the collector skipped events; swept the range by time",
+		"from_key", g.fromKey, "to_key", g.toKey, "from_time", g.from, "to_time", g.to, "events", n)
 	r.s.health.Emit(ctx, producers.HealthGapSwept, map[string]any{
 		"reason": "jump", "fromKey": g.fromKey, "toKey": g.toKey, "fromTime": g.from.UTC(), "toTime": g.to.UTC(), "events": n,
 	})
@@ -167,34 +182,39 @@ func (r *reader) check(ctx context.Context, c *conn, m *mark, begin time.Time, d
 	if m.covers(latest, begin) {
 		return nil
 	}
-	g := gap{fromKey: m.key, from: m.time, toKey: latest.Key, to: latest.CreatedTime}
+	g := gap{fromKey: m.key, from: m.time, toKey: latest.Key, to: latest.CreatedTime, open: !m.valid}
 	if !m.valid {
-		g.fromKey, g.from = latest.Key-1, begin
-		if pos.hasKey {
-			g.fromKey = pos.key
-		}
+		g.from = begin
 	}
 	published := "nothing"
 	if pos.hasKey {
 		published = fmt.Sprint(pos.key)
 	}
-	r.s.metrics.stalls.Inc()
-	r.s.metrics.gaps.Inc()
 	r.s.setStalled(fmt.Sprintf("stalled: vCenter at key %d, published up to %s, sweeping", latest.Key, published))
-	r.log.Warn("vcenter has newer events than its collector returns (stalled collector); sweeping the range by time and making a new collector",
-		"from_key", g.fromKey, "to_key", g.toKey, "from_time", g.from, "to_time", g.to, "published_key", published)
-	r.s.health.Emit(ctx, producers.HealthStallDetected, map[string]any{
-		"fromKey": g.fromKey, "toKey": g.toKey, "fromTime": g.from.UTC(), "toTime": g.to.UTC(), "publishedKey": published,
-	})
+	defer r.s.setStalled("")
 	n, err := r.sweep(ctx, c, g, send)
 	if err != nil {
 		return err
 	}
+	if n == 0 {
+		// vCenter's latest event is one this user cannot read: nothing
+		// was missed. Do not look at it again.
+		r.log.Debug("vcenter's latest event is not returned by a sweep either (not visible to this user?)",
+			"latest_key", latest.Key, "last_read_key", m.key)
+		*m = mark{key: latest.Key, time: latest.CreatedTime, valid: true}
+		return nil
+	}
+	r.s.metrics.stalls.Inc()
+	r.s.metrics.gaps.Inc()
+	r.log.Warn("vcenter has newer events than its collector returns (stalled collector); swept the range by time, making a new collector",
+		"from_key", g.fromKey, "to_key", g.toKey, "from_time", g.from, "to_time", g.to, "published_key", published, "events", n)
+	r.s.health.Emit(ctx, producers.HealthStallDetected, map[string]any{
+		"fromKey": g.fromKey, "toKey": g.toKey, "fromTime": g.from.UTC(), "toTime": g.to.UTC(), "publishedKey": published, "events": n,
+	})
 	if err := c.refollow(ctx, latest.CreatedTime); err != nil {
 		return err
 	}
 	*m = mark{key: latest.Key, time: latest.CreatedTime, valid: true}
-	r.s.setStalled("")
 	r.log.Info("vcenter stall recovered: swept the missed range and made a new collector",
 		"from_key", g.fromKey, "to_key", g.toKey, "events", n)
 	r.s.health.Emit(ctx, producers.HealthStallRecovered, map[string]any{
