@@ -24,7 +24,8 @@ const saveTimeout = 5 * time.Second
 
 // errCollectorStale means vCenter reported events that the collector will
 // not return: it lost its place, which the simulator does when a reader
-// falls more than 1000 events behind. A new collector is made.
+// falls more than 1000 events behind. The watchdog (watchdog.go) then
+// sweeps the missed range and makes a new collector.
 var errCollectorStale = errors.New("event collector lost its place")
 
 // Run connects to vCenter and publishes its events, in order, until ctx is
