@@ -252,13 +252,12 @@ func (r *reader) resolve(page []types.BaseEvent) {
 
 // sourceHealth is what [Source.Health] reports.
 type sourceHealth struct {
-	mu        sync.Mutex
-	down      bool
-	since     time.Time
-	lastErr   string
-	failures  int
-	stalled   string
-	connected bool
+	mu       sync.Mutex
+	down     bool
+	since    time.Time
+	lastErr  string
+	failures int
+	stalled  string
 }
 
 func (h *sourceHealth) lastErrorLine() string {
@@ -291,7 +290,6 @@ func (s *Source) failed(err error) (first bool, since time.Time) {
 func (s *Source) restored() (since time.Time, failures int, ok bool) {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
-	s.state.connected = true
 	if !s.state.down {
 		return time.Time{}, 0, false
 	}
