@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,7 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		batch:           batch,
 		log:             o.log.With("route", r.Name),
 		metrics:         o.metrics.forRoute(r.Name),
-		stream:          o.stream,
+		stream:          streamFor(o.stream, r.Subjects),
 		shutdownTimeout: o.shutdownTimeout,
 		filterErrLog:    rateLimited{every: 10 * time.Second},
 		health:          newHealth(o.healthInterval),
@@ -203,6 +204,21 @@ func (d *Dispatcher) ensure(ctx context.Context) (events, replays jetstream.Cons
 		return nil, nil, fmt.Errorf("ensure consumer %s on %s: %w", rc.Durable, streams.ReplayStream, err)
 	}
 	return events, replays, nil
+}
+
+// streamFor is the stream a route reads: the health stream when every
+// subject of the route lies under streams.HealthPrefix and the stream is
+// the default one, else stream.
+func streamFor(stream string, subjects []string) string {
+	if stream != streams.EventStream {
+		return stream
+	}
+	for _, s := range subjects {
+		if !strings.HasPrefix(s, streams.HealthPrefix) {
+			return stream
+		}
+	}
+	return streams.HealthStream
 }
 
 // pullSize is how many messages each consumer of the route buffers ahead

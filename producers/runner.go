@@ -51,6 +51,19 @@ type SourceStatus struct {
 	// Holder is who holds the lease of a source in StateStandby: another
 	// replica's identity (see [Identity]); "" in other states.
 	Holder string
+	// Detail is what a running source says of its upstream (see
+	// [HealthReporter]): "" when it is fine or does not say.
+	Detail string
+}
+
+// HealthReporter is an optional capability of a [Source]: Health says
+// whether it reaches its upstream and reads what it should, and if not,
+// why, on one line ("vcenter unreachable since 02:31:05: ..."). The runner
+// asks it in [Runner.Status], so it must be cheap and safe for concurrent
+// use. A source that is not ok is still running: readiness does not
+// depend on it.
+type HealthReporter interface {
+	Health() (ok bool, detail string)
 }
 
 // errReturnedEarly is the failure of a source whose Run returned nil while
@@ -169,6 +182,11 @@ func (r *Runner) Status() []SourceStatus {
 	out := make([]SourceStatus, len(r.units))
 	for i, u := range r.units {
 		out[i] = u.status
+		if hr, ok := u.src.(HealthReporter); ok && u.status.State == StateRunning {
+			if fine, detail := hr.Health(); !fine {
+				out[i].Detail = detail
+			}
+		}
 	}
 	return out
 }

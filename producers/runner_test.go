@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +300,35 @@ func TestRunnerAdd(t *testing.T) {
 	}
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("got Run() = %v, want context.Canceled", err)
+	}
+}
+
+// reportingSource is a running source that says how it reaches its
+// upstream.
+type reportingSource struct {
+	fakeSource
+	ok     atomic.Bool
+	detail string
+}
+
+func (s *reportingSource) Health() (bool, string) { return s.ok.Load(), s.detail }
+
+// TestRunnerStatusDetail: a running source that reports trouble has it in
+// its status; once fine again, the detail is gone.
+func TestRunnerStatusDetail(t *testing.T) {
+	src := &reportingSource{fakeSource: fakeSource{script: blocks}, detail: "vcenter unreachable since 02:31:05: refused (failed attempts: 2)"}
+	r := producers.NewRunner()
+	if err := r.Add("vcenter", "vc02", src, nopPublisher{}); err != nil {
+		t.Fatal(err)
+	}
+	stop := startRunner(t, r)
+	defer func() { _ = stop() }()
+	waitFor(t, "the source to run", func() bool { return r.Status()[0].State == producers.StateRunning })
+	if got := r.Status()[0].Detail; got != src.detail {
+		t.Errorf("got detail %q, want %q", got, src.detail)
+	}
+	src.ok.Store(true)
+	if got := r.Status()[0].Detail; got != "" {
+		t.Errorf("got detail %q from a healthy source, want none", got)
 	}
 }

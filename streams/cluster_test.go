@@ -36,7 +36,7 @@ func TestEnsureClusterR3(t *testing.T) {
 	if err := streams.Ensure(t.Context(), js, cfg, nil); err != nil {
 		t.Fatalf("second Ensure: %v", err)
 	}
-	for _, name := range []string{streams.EventStream, streams.DLQStream, streams.ReplayStream,
+	for _, name := range []string{streams.EventStream, streams.DLQStream, streams.ReplayStream, streams.HealthStream,
 		"KV_" + streams.CheckpointBucket, "KV_" + streams.LeaseBucket} {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {

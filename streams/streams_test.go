@@ -137,6 +137,12 @@ func TestEnsureIdempotentAndUpdates(t *testing.T) {
 	if _, err := js.Stream(ctx, streams.DLQStream); err != nil {
 		t.Errorf("DLQ stream: %v", err)
 	}
+	if hs, err := js.Stream(ctx, streams.HealthStream); err != nil {
+		t.Errorf("health stream: %v", err)
+	} else if c := hs.CachedInfo().Config; c.MaxAge != streams.HealthMaxAge || c.MaxMsgs != streams.HealthMaxMsgs ||
+		len(c.Subjects) != 1 || c.Subjects[0] != "vrelay.health.>" {
+		t.Errorf("health stream: max age %s, max msgs %d, subjects %v", c.MaxAge, c.MaxMsgs, c.Subjects)
+	}
 	kv, err := js.KeyValue(ctx, streams.CheckpointBucket)
 	if err != nil {
 		t.Fatalf("checkpoint bucket: %v", err)

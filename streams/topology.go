@@ -17,8 +17,11 @@ import (
 // Names of the JetStream objects vrelay owns. They are a public interface
 // (DESIGN.md §2): dashboards, `nats stream view` and other tools name them.
 const (
-	EventStream      = "VMWARE_EVENTS"
-	DLQStream        = "VRELAY_DLQ"
+	EventStream = "VMWARE_EVENTS"
+	DLQStream   = "VRELAY_DLQ"
+	// HealthStream holds the sources' health events, one subject per
+	// source: `vrelay.health.<provider>.<source>` (see [HealthSubject]).
+	HealthStream     = "VRELAY_HEALTH"
 	CheckpointBucket = "vrelay_checkpoints"
 	// LeaseBucket holds one key per polling source, `<provider>.<source>`,
 	// whose value names the replica that runs it (DESIGN.md §2).
@@ -181,6 +184,45 @@ func DLQStreamConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
+// Health stream limits: health events are few and only alerts read them.
+const (
+	HealthMaxAge  = 7 * 24 * time.Hour
+	HealthMaxMsgs = 100_000
+)
+
+// HealthPrefix is the subject prefix of health events, outside every event
+// stream root ("vrelay" is reserved).
+const HealthPrefix = "vrelay.health."
+
+// HealthSubject is the subject of the health events of one source:
+// `vrelay.health.<provider>.<source>`.
+func HealthSubject(provider, source string) string {
+	return HealthPrefix + Token(provider) + "." + Token(source)
+}
+
+// HealthStreamConfig is the stream of the sources' health events
+// (connection lost and restored, stalls, swept gaps, checkpoint
+// conflicts), kept apart from the events themselves so that a route on
+// `vmware.>` never sees them and a route on `vrelay.health.>` sees nothing
+// else.
+func HealthStreamConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        HealthStream,
+		Description: "Health events of vrelay sources, one subject per source",
+		Subjects:    []string{HealthPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      HealthMaxAge,
+		MaxBytes:    -1,
+		MaxMsgs:     HealthMaxMsgs,
+		Duplicates:  2 * time.Minute,
+		Replicas:    c.Replicas,
+		Placement:   c.Placement.js(),
+		AllowDirect: true,
+	}
+}
+
 // CheckpointBucketConfig is the KV bucket of source positions. History keeps
 // the last few positions of each source for audit and manual rollback.
 func CheckpointBucketConfig(c Config) jetstream.KeyValueConfig {
@@ -220,7 +262,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Log
 		log = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
-	for _, want := range []jetstream.StreamConfig{EventStreamConfig(c), DLQStreamConfig(c), ReplayStreamConfig(c)} {
+	for _, want := range []jetstream.StreamConfig{EventStreamConfig(c), DLQStreamConfig(c), ReplayStreamConfig(c), HealthStreamConfig(c)} {
 		if err := ensureStream(ctx, js, want, log); err != nil {
 			errs = append(errs, err)
 		}

@@ -182,7 +182,8 @@ routes:
 			strings.Contains(body, "source vcenter/vc01: failed (restarts: ") &&
 			strings.Contains(body, "corrupt checkpoint") &&
 			strings.Contains(body, "vrelay checkpoint delete") &&
-			strings.Contains(body, "source vcenter/vc02: running"), fmt.Sprint(code, " ", body)
+			strings.Contains(body, "source vcenter/vc02: running, vcenter unreachable since ") &&
+			strings.Contains(body, "(failed attempts: "), fmt.Sprint(code, " ", body)
 	})
 	waitFor("vc01 down and restarted, vc02 not connected, on /metrics", 30*time.Second, func() (bool, string) {
 		_, metrics := get("/metrics")

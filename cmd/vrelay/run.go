@@ -159,7 +159,7 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 			scope := producers.Scope{Root: cfg.Streams.SubjectRoot, Provider: s.Provider(), Source: s.Name}
 			pub := producers.NewPublisher(js, scope, producers.WithLogger(log), producers.WithMetrics(metrics),
 				producers.WithStorageHealth(storage.health))
-			src, err := s.New(config.SourceDeps{Log: log, Registerer: reg, Checkpoints: cp, LastStored: pub})
+			src, err := s.New(config.SourceDeps{Log: log, Registerer: reg, Checkpoints: cp, LastStored: pub, Health: js})
 			if err != nil {
 				return &config.FileError{File: path, Err: cfgerr.Prefix(fmt.Sprintf("sources[%d].%s", i, s.Type), err)}
 			}
@@ -298,6 +298,7 @@ func (r *readiness) check(ctx context.Context) error {
 //	source webhook/hooks: running
 //	source vcenter/vc02: standby (lease held by vrelay-1-5f3a9c01)
 //	source vcenter/vc01: failed (restarts: 3): vcenter: checkpoint vcenter.vc01: corrupt checkpoint: ...
+//	source vcenter/vc03: running, vcenter unreachable since 02:31:05: ... (failed attempts: 12)
 //
 // A failed source does not make vrelay unready: the others, and the
 // routes, still work, and a Kubernetes Service must keep sending to the
@@ -320,6 +321,9 @@ func (r *readiness) sourceLines() string {
 		}
 		if st.Restarts > 0 {
 			fmt.Fprintf(&b, " (restarts: %d)", st.Restarts)
+		}
+		if st.Detail != "" {
+			fmt.Fprintf(&b, ", %s", strings.Join(strings.Fields(st.Detail), " "))
 		}
 		if st.State == producers.StateFailed && st.LastError != nil {
 			// One line per source, whatever the error holds.

@@ -422,6 +422,16 @@ func (r *Route) validate(root string) error {
 			errs = append(errs, cfgerr.New(fmt.Sprintf("subjects[%d]", i), err.Error()))
 		}
 	}
+	health := 0
+	for _, s := range r.Subjects {
+		if strings.HasPrefix(s, streams.HealthPrefix) {
+			health++
+		}
+	}
+	if health > 0 && health < len(r.Subjects) {
+		errs = append(errs, cfgerr.Newf("subjects", "route %q mixes %s subjects (the %s stream) with event subjects: a route reads one stream, use two routes",
+			r.Name, streams.HealthPrefix+">", streams.HealthStream))
+	}
 	if strings.TrimSpace(r.Filter) != "" {
 		if _, err := filters.Compile(r.Filter); err != nil {
 			errs = append(errs, cfgerr.Newf("filter", "route %q: %v", r.Name, err))
@@ -464,7 +474,8 @@ func (r *Route) validate(root string) error {
 }
 
 // validSubjectFilter checks a route subject: valid tokens, wildcards only as
-// whole tokens, '>' last, and under the event stream's root.
+// whole tokens, '>' last, and under the event stream's root or the health
+// stream's (vrelay.health.).
 func validSubjectFilter(s, root string) error {
 	if s == "" {
 		return errors.New("is empty")
@@ -479,6 +490,9 @@ func validSubjectFilter(s, root string) error {
 		case t != "*" && t != ">" && strings.ContainsAny(t, "*> \t"):
 			return fmt.Errorf("%q: wildcards must be whole tokens", s)
 		}
+	}
+	if strings.HasPrefix(s, streams.HealthPrefix) {
+		return nil // the health stream's subjects (see consumers.NewDispatcher)
 	}
 	if toks[0] != root && toks[0] != "*" && toks[0] != ">" {
 		return fmt.Errorf("%q is outside the event stream (subjects start with %q)", s, root+".")

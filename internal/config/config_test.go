@@ -111,6 +111,16 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"routes[0].subjects[0]:", "outside the event stream"},
 		},
 		{
+			name: "health and event subjects in one route",
+			yaml: "routes:\n  - {name: a, subjects: [vrelay.health.>, vmware.>], sink: {type: log}}\n",
+			want: []string{"routes[0].subjects: route \"a\" mixes vrelay.health.> subjects"},
+		},
+		{
+			name: "dead letters are not routable",
+			yaml: "routes:\n  - {name: a, subjects: [vrelay.dlq.>], sink: {type: log}}\n",
+			want: []string{"routes[0].subjects[0]:", "outside the event stream"},
+		},
+		{
 			name: "subject wildcard inside token",
 			yaml: "routes:\n  - {name: a, subjects: [vmware.vc*.>], sink: {type: log}}\n",
 			want: []string{"routes[0].subjects[0]:", "whole tokens"},
@@ -384,5 +394,15 @@ func TestSourcePolling(t *testing.T) {
 		if got := (config.Source{Type: typ}).Polling(); got != polling {
 			t.Errorf("Source{Type: %q}.Polling() = %t, want %t", typ, got, polling)
 		}
+	}
+}
+
+func TestHealthRouteIsValid(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes:\n  - {name: alerts, subjects: [vrelay.health.>, vrelay.health.vcenter.*], sink: {type: log}}\n"))
+	if err != nil {
+		t.Fatalf("Parse() error: %v", err)
+	}
+	if got := cfg.Routes[0].Subjects; len(got) != 2 {
+		t.Errorf("subjects = %v", got)
 	}
 }

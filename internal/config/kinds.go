@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/consumers"
@@ -74,6 +75,9 @@ type SourceDeps struct {
 	LastStored interface {
 		Last(ctx context.Context) (producers.Stored, error)
 	}
+	// Health publishes the source's health events on the VRELAY_HEALTH
+	// stream; nil publishes none.
+	Health jetstream.Publisher
 }
 
 // SinkDeps is what building a sink takes besides its configuration.
@@ -151,7 +155,7 @@ var sourceKinds = []SourceKind{
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
 			return vcenter.New(*s.VCenter, vcenter.WithName(s.Name), vcenter.WithLogger(d.Log),
 				vcenter.WithCheckpointer(d.Checkpoints), vcenter.WithRegisterer(d.Registerer),
-				vcenter.WithLastStored(d.LastStored))
+				vcenter.WithLastStored(d.LastStored), vcenter.WithHealthEvents(d.Health))
 		},
 	},
 	{
@@ -163,7 +167,7 @@ var sourceKinds = []SourceKind{
 		build: func(s Source, d SourceDeps) (producers.Source, error) {
 			return horizon.New(*s.Horizon, horizon.WithName(s.Name), horizon.WithLogger(d.Log),
 				horizon.WithCheckpointer(d.Checkpoints), horizon.WithRegisterer(d.Registerer),
-				horizon.WithLastStored(d.LastStored))
+				horizon.WithLastStored(d.LastStored), horizon.WithHealthEvents(d.Health))
 		},
 	},
 	{

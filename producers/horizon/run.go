@@ -128,6 +128,9 @@ func (r *reader) loop(ctx context.Context, c *client) error {
 			if down, n, ok := r.outage.Restored(); ok {
 				r.log.Info("horizon answers again; reading resumes", "horizon", r.s.URL(),
 					"failed_for", down.Round(time.Millisecond), "failed_attempts", n)
+				r.s.health.Emit(ctx, producers.HealthConnectionRestored, map[string]any{
+					"failedFor": down.Round(time.Millisecond).String(), "failedAttempts": n,
+				})
 			}
 			failures = 0
 			r.s.metrics.connected.Set(1)
@@ -149,6 +152,9 @@ func (r *reader) loop(ctx context.Context, c *client) error {
 		}
 		if log, n, total := r.outage.Failed(); log {
 			r.logFailure(kind, wait, err, "attempt", failures, "failed_attempts", n, "failed_attempts_total", total)
+			if total == 1 {
+				r.s.health.Emit(ctx, producers.HealthConnectionLost, map[string]any{"error": err.Error(), "kind": kind})
+			}
 		}
 		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/internal/backoff"
@@ -43,9 +44,10 @@ type Source struct {
 	password secret.Value
 	roots    *x509.CertPool // nil: system roots
 	log      *slog.Logger
-	outage   time.Duration          // see WithOutageInterval
-	cp       producers.Checkpointer // nil: no checkpoints
-	last     LastStored             // nil: the checkpoint alone
+	outage   time.Duration           // see WithOutageInterval
+	health   *producers.HealthEvents // nil: no health events
+	cp       producers.Checkpointer  // nil: no checkpoints
+	last     LastStored              // nil: the checkpoint alone
 	metrics  *metrics
 	minWait  time.Duration
 	maxWait  time.Duration
@@ -75,15 +77,16 @@ type LastStored interface {
 type Option func(*options)
 
 type options struct {
-	log     *slog.Logger
-	cp      producers.Checkpointer
-	last    LastStored
-	name    string
-	reg     prometheus.Registerer
-	minWait time.Duration
-	maxWait time.Duration
-	outage  time.Duration
-	timeout time.Duration
+	log      *slog.Logger
+	cp       producers.Checkpointer
+	last     LastStored
+	name     string
+	reg      prometheus.Registerer
+	minWait  time.Duration
+	maxWait  time.Duration
+	outage   time.Duration
+	healthJS jetstream.Publisher
+	timeout  time.Duration
 }
 
 // WithLogger sets the logger. The default discards everything. The
@@ -94,6 +97,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // the source logs that it still cannot: the first failure and the recovery
 // are always logged. Default: [producers.DefaultOutageInterval].
 func WithOutageInterval(d time.Duration) Option { return func(o *options) { o.outage = d } }
+
+// WithHealthEvents publishes the source's health events (connection lost
+// and restored) on `vrelay.health.horizon.<name>` through js; see
+// [producers.HealthEvents]. Without it none are published.
+func WithHealthEvents(js jetstream.Publisher) Option { return func(o *options) { o.healthJS = js } }
 
 // WithCheckpointer keeps the source's position under the key
 // `horizon.<name>`, so a restart resumes where the last run stopped.
@@ -190,6 +198,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	}
 	if s.metrics, err = newMetrics(o.reg, o.name); err != nil {
 		return nil, err
+	}
+	if o.healthJS != nil {
+		s.health = producers.NewHealthEvents(o.healthJS, Provider, s.name, s.URL(), s.log)
 	}
 	return s, nil
 }

@@ -133,7 +133,7 @@ func TestRecords(t *testing.T) {
 			s := &Source{name: "vc01", log: slog.New(slog.DiscardHandler), metrics: m}
 			r := &reader{s: s, pub: pub, log: s.log}
 			conv := &Converter{Source: "https://vc01/sdk", InstanceUUID: uuid, Format: tt.format, Encoding: EncodingJSON}
-			if err := r.publish(t.Context(), conv, page); err != nil {
+			if err := r.publish(t.Context(), conv, page, nil); err != nil {
 				t.Fatal(err)
 			}
 			subjects := producers.NewPublisher(nil, s.Scope())

@@ -18,6 +18,9 @@ const (
 	DefaultCheckpointPeriod = 10 * time.Second
 	DefaultPollInterval     = time.Second
 	DefaultPageSize         = 1000
+	// DefaultStallCheckInterval is how often, by default, the source asks
+	// vCenter for its latest event to find a stalled collector.
+	DefaultStallCheckInterval = 30 * time.Second
 	// MaxPageSize is the most events vCenter returns from one
 	// ReadNextEvents call.
 	MaxPageSize = 1000
@@ -78,6 +81,12 @@ type Config struct {
 	// and so the size of one JetStream publish batch. From 1 to 1000.
 	// Default 1000.
 	PageSize int `yaml:"pageSize"`
+	// StallCheckInterval is how often the source compares vCenter's own
+	// latest event (EventManager.latestEvent) with what it read: when
+	// vCenter holds newer events that the collector does not return, the
+	// source sweeps the missed range by time and makes a new collector. A
+	// stall is noticed within about one interval. Default "30s".
+	StallCheckInterval time.Duration `yaml:"stallCheckInterval"`
 }
 
 // CheckpointConfig is how the source keeps its position in the checkpoint
@@ -117,6 +126,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.StallCheckInterval == 0 {
+		c.StallCheckInterval = DefaultStallCheckInterval
 	}
 }
 
@@ -163,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 0 || c.PageSize > MaxPageSize {
 		errs = append(errs, cfgerr.Newf("pageSize", "must be from 1 to %d, got %d", MaxPageSize, c.PageSize))
+	}
+	if c.StallCheckInterval < 0 {
+		errs = append(errs, cfgerr.Newf("stallCheckInterval", "must be positive, got %s", c.StallCheckInterval))
 	}
 	return errors.Join(errs...)
 }

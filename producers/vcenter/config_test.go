@@ -30,6 +30,7 @@ format: router
 payloadEncoding: application/xml
 pollInterval: 2s
 pageSize: 500
+stallCheckInterval: 10s
 `
 	dec := yaml.NewDecoder(strings.NewReader(doc))
 	dec.KnownFields(true)
@@ -47,6 +48,8 @@ pageSize: 500
 		PayloadEncoding: EncodingXML,
 		PollInterval:    2 * time.Second,
 		PageSize:        500,
+
+		StallCheckInterval: 10 * time.Second,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config differs (-want +got):\n%s", diff)
@@ -70,6 +73,8 @@ func TestSetDefaults(t *testing.T) {
 		PayloadEncoding: EncodingJSON,
 		PollInterval:    time.Second,
 		PageSize:        1000,
+
+		StallCheckInterval: 30 * time.Second,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults differ (-want +got):\n%s", diff)
@@ -114,6 +119,8 @@ func TestValidate(t *testing.T) {
 		}},
 		{"credentials in the address", func(c *Config) { c.Address = "https://root:secret@vc01/sdk" },
 			[]string{"address: may not hold credentials: use username and password"}},
+		{"negative stall check interval", func(c *Config) { c.StallCheckInterval = -time.Second },
+			[]string{"stallCheckInterval: must be positive, got -1s"}},
 		{"negative page size", func(c *Config) { c.PageSize = -1 }, []string{"pageSize: must be from 1 to 1000, got -1"}},
 	}
 	for _, tt := range tests {

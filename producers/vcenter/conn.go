@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/session/keepalive"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -55,6 +57,7 @@ func (s *Source) dial(ctx context.Context) (*conn, error) {
 		sc.DefaultTransport().TLSClientConfig.RootCAs = s.roots
 	}
 	sc.Client.Transport = drainingTransport{sc.Client.Transport}
+	useEventTypes(sc)
 	maxWait := int32(max(1, (s.cfg.PollInterval+time.Second-1)/time.Second))
 	sc.Timeout = requestTimeout + time.Duration(maxWait)*time.Second
 	sc.UserAgent = "vrelay"
@@ -140,11 +143,80 @@ func (c *conn) follow(ctx context.Context, begin time.Time) error {
 
 // read returns the next page of events, oldest first.
 func (c *conn) read(ctx context.Context) ([]types.BaseEvent, error) {
-	res, err := methods.ReadNextEvents(ctx, c.vc, &types.ReadNextEvents{This: c.events, MaxCount: c.pageSize})
+	return c.readFrom(ctx, c.events)
+}
+
+func (c *conn) readFrom(ctx context.Context, coll types.ManagedObjectReference) ([]types.BaseEvent, error) {
+	res, err := methods.ReadNextEvents(ctx, c.vc, &types.ReadNextEvents{This: coll, MaxCount: c.pageSize})
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return res.Returnval, nil
+}
+
+// latest returns vCenter's newest event: EventManager.latestEvent, or,
+// where that is not set (the simulator), the one event QueryEvents returns
+// for a page of one. nil means vCenter has none.
+func (c *conn) latest(ctx context.Context) (*types.Event, error) {
+	em := *c.vc.ServiceContent.EventManager
+	var m mo.EventManager
+	if err := property.DefaultCollector(c.vc).RetrieveOne(ctx, em, []string{"latestEvent"}, &m); err != nil {
+		return nil, fmt.Errorf("read the latest event: %w", err)
+	}
+	if m.LatestEvent != nil && m.LatestEvent.GetEvent() != nil {
+		return m.LatestEvent.GetEvent(), nil
+	}
+	res, err := methods.QueryEvents(ctx, c.vc, &types.QueryEvents{This: em, Filter: types.EventFilterSpec{MaxCount: 1}})
+	if err != nil {
+		return nil, fmt.Errorf("query the latest event: %w", err)
+	}
+	var newest *types.Event
+	for _, be := range res.Returnval {
+		if be == nil || be.GetEvent() == nil {
+			continue
+		}
+		if e := be.GetEvent(); newest == nil || keyAfter(e.Key, newest.Key) {
+			newest = e
+		}
+	}
+	return newest, nil
+}
+
+// sweepCollector creates a collector of the events created from begin to
+// end, both included.
+func (c *conn) sweepCollector(ctx context.Context, begin, end time.Time) (types.ManagedObjectReference, error) {
+	res, err := methods.CreateCollectorForEvents(ctx, c.vc, &types.CreateCollectorForEvents{
+		This: *c.vc.ServiceContent.EventManager,
+		Filter: types.EventFilterSpec{
+			Time: &types.EventFilterSpecByTime{BeginTime: types.NewTime(begin), EndTime: types.NewTime(end)},
+		},
+	})
+	if err != nil {
+		return types.ManagedObjectReference{}, fmt.Errorf("create sweep collector: %w", err)
+	}
+	return res.Returnval, nil
+}
+
+// destroy destroys a collector, ignoring errors: the session may be gone.
+func (c *conn) destroy(coll types.ManagedObjectReference) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, _ = methods.DestroyCollector(ctx, c.vc, &types.DestroyCollector{This: coll})
+}
+
+// refollow replaces the event collector and its property collector with
+// new ones beginning at begin.
+func (c *conn) refollow(ctx context.Context, begin time.Time) error {
+	cctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	if c.props.Value != "" {
+		_, _ = methods.DestroyPropertyCollector(cctx, c.vc, &types.DestroyPropertyCollector{This: c.props})
+	}
+	if c.events.Value != "" {
+		_, _ = methods.DestroyCollector(cctx, c.vc, &types.DestroyCollector{This: c.events})
+	}
+	cancel()
+	c.props, c.events, c.version = types.ManagedObjectReference{}, types.ManagedObjectReference{}, ""
+	return c.follow(ctx, begin)
 }
 
 // wait blocks until the collector's latest page changed since the last

@@ -157,6 +157,10 @@ func EventType(be types.BaseEvent) (name, class string) {
 			return strings.TrimSpace(e.EventTypeId), classEventEx
 		}
 		return "EventEx", classEventEx
+	case *UnknownEvent:
+		if e != nil && e.Class != "" {
+			return e.Class, classEvent
+		}
 	case *types.ExtendedEvent:
 		if e != nil && strings.TrimSpace(e.EventTypeId) != "" {
 			return strings.TrimSpace(e.EventTypeId), classExtendedEvent

@@ -58,12 +58,26 @@
 // [producers.Runner] then logs it, shows it on /readyz and runs the source
 // again with a backoff, while the other sources and the routes go on.
 //
+// Completeness: a stall watchdog compares vCenter's own latest event with
+// what the collector returned, at once when a read misses an event the
+// collector's latest page reported and every stallCheckInterval anyway;
+// missed ranges, and key jumps of more than a page, are swept by time and
+// published (de-duplicated by Nats-Msg-Id). An event of a class govmomi does
+// not know is published as an [UnknownEvent], never skipped. With
+// [WithHealthEvents], connection lost/restored, stalls, swept gaps and
+// checkpoint conflicts are published on `vrelay.health.vcenter.<name>`;
+// [Source.Health] reports an unreachable vCenter or a stall for /readyz.
+//
 // Metrics (with [WithRegisterer]), labelled by source:
 // vrelay_vcenter_events_total, vrelay_vcenter_events_skipped_total,
 // vrelay_vcenter_convert_errors_total, vrelay_vcenter_connected,
 // vrelay_vcenter_connection_failures_total,
-// vrelay_vcenter_last_event_timestamp_seconds and
-// vrelay_vcenter_checkpoint_saves_total{result}.
+// vrelay_vcenter_last_event_timestamp_seconds,
+// vrelay_vcenter_checkpoint_saves_total{result}, vrelay_vcenter_lag_seconds,
+// vrelay_vcenter_gaps_total, vrelay_vcenter_stalls_total,
+// vrelay_vcenter_sweeps_total, vrelay_vcenter_swept_events_total,
+// vrelay_vcenter_unknown_class_events_total and
+// vrelay_vcenter_undecodable_events_total.
 //
 // # Example
 //
@@ -97,4 +111,5 @@
 //	payloadEncoding: application/json   # or application/xml
 //	pollInterval: 1s
 //	pageSize: 1000
+//	stallCheckInterval: 30s
 package vcenter

@@ -20,6 +20,14 @@ type metrics struct {
 	disconnects    prometheus.Counter
 	lastEvent      prometheus.Gauge
 	saves          *prometheus.CounterVec // curried with source; label result
+	// The watchdog's: see watchdog.go.
+	lag         prometheus.Gauge
+	gaps        prometheus.Counter
+	stalls      prometheus.Counter
+	sweeps      prometheus.Counter
+	sweptEvents prometheus.Counter
+	unknown     prometheus.Counter
+	undecodable prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
@@ -80,6 +88,20 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	gauge := func(name, help string) (prometheus.Gauge, error) {
+		v, err := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"source"}))
+		if err != nil {
+			return nil, err
+		}
+		return v.With(l), nil
+	}
+	counter := func(name, help string) (prometheus.Counter, error) {
+		v, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"source"}))
+		if err != nil {
+			return nil, err
+		}
+		return v.With(l), nil
+	}
 	m := &metrics{
 		events:         events.With(l),
 		skipped:        skipped.With(l),
@@ -88,6 +110,24 @@ func newMetrics(reg prometheus.Registerer, source string) (*metrics, error) {
 		connected:      connected.With(l),
 		disconnects:    disconnects.With(l),
 		lastEvent:      lastEvent.With(l),
+	}
+	var errs [7]error
+	m.lag, errs[0] = gauge("vrelay_vcenter_lag_seconds",
+		"vCenter's latest event time minus the time of the last event stored, at the last stall check (stallCheckInterval).")
+	m.gaps, errs[1] = counter("vrelay_vcenter_gaps_total",
+		"Ranges of events the collector did not return (a stall, or keys that jumped by more than a page); each is logged and swept.")
+	m.stalls, errs[2] = counter("vrelay_vcenter_stalls_total",
+		"Times vCenter had newer events than its collector returned; each is swept and the collector made anew.")
+	m.sweeps, errs[3] = counter("vrelay_vcenter_sweeps_total",
+		"Sweeps: reads of a missed range by time.")
+	m.sweptEvents, errs[4] = counter("vrelay_vcenter_swept_events_total",
+		"Events in missed ranges that sweeps read (those already stored are dropped as duplicates).")
+	m.unknown, errs[5] = counter("vrelay_vcenter_unknown_class_events_total",
+		"Events of classes govmomi does not know, published with what could be read.")
+	m.undecodable, errs[6] = counter("vrelay_vcenter_undecodable_events_total",
+		"Events vCenter sent that could not be decoded at all (no key): they cannot be published; each batch is logged.")
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	if m.saves, err = saves.CurryWith(l); err != nil {
 		return nil, fmt.Errorf("register vcenter metrics: %w", err)

@@ -24,7 +24,8 @@ const saveTimeout = 5 * time.Second
 
 // errCollectorStale means vCenter reported events that the collector will
 // not return: it lost its place, which the simulator does when a reader
-// falls more than 1000 events behind. A new collector is made.
+// falls more than 1000 events behind. The watchdog (watchdog.go) then
+// sweeps the missed range and makes a new collector.
 var errCollectorStale = errors.New("event collector lost its place")
 
 // Run connects to vCenter and publishes its events, in order, until ctx is
@@ -132,6 +133,11 @@ func (r *reader) loop(ctx context.Context, cp *checkpoint) error {
 		failures++
 		r.s.metrics.disconnects.Inc()
 		wait := r.s.backoff(failures)
+		if first, since := r.s.failed(err); first {
+			r.s.health.Emit(ctx, producers.HealthConnectionLost, map[string]any{
+				"error": r.s.state.lastErrorLine(), "since": since.UTC(),
+			})
+		}
 		log, n, total := r.outage.Failed()
 		if !log {
 			if !backoff.Sleep(ctx, wait) {
@@ -186,6 +192,11 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 		r.log.Info("vcenter answers again; reading resumes", "vcenter", r.s.sdk.String(),
 			"failed_for", down.Round(time.Millisecond), "failed_attempts", n)
 	}
+	if since, n, ok := r.s.restored(); ok {
+		r.s.health.Emit(ctx, producers.HealthConnectionRestored, map[string]any{
+			"since": since.UTC(), "failedFor": time.Since(since).Round(time.Millisecond).String(), "failedAttempts": n,
+		})
+	}
 	r.log.Info("reading vcenter events", "vcenter", r.s.sdk.String(), "instance_uuid", uuid,
 		"api_version", c.about.ApiVersion, "begin", begin)
 
@@ -203,19 +214,19 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 	// One goroutine publishes the pages in order and advances the
 	// position; the channel holds one page, so a stalled JetStream stops
 	// the reading too.
-	pages := make(chan []types.BaseEvent, 1)
+	pages := make(chan batch, 1)
 	pubErr := make(chan error, 1)
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)
 		for page := range pages {
-			if err := r.publish(ctx, conv, page); err != nil {
+			if err := r.publish(ctx, conv, page.events, page.gap); err != nil {
 				pubErr <- err
 				return
 			}
 		}
 	}()
-	progressed, err = r.readLoop(ctx, c, pages, pubDone)
+	progressed, err = r.readLoop(ctx, c, begin, pages, pubDone)
 	close(pages)
 	<-pubDone
 	select {
@@ -235,11 +246,17 @@ var errPublisherStopped = errors.New("publisher stopped")
 // readLoop reads pages and hands them to the publisher until an error of
 // its own, or the publisher stopped. progressed says whether any read
 // succeeded.
-func (r *reader) readLoop(ctx context.Context, c *conn, pages chan<- []types.BaseEvent, pubDone <-chan struct{}) (progressed bool, err error) {
-	var st staleness
-	send := func(page []types.BaseEvent) error {
+func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages chan<- batch, pubDone <-chan struct{}) (progressed bool, err error) {
+	var (
+		st staleness
+		m  mark
+	)
+	if pos := r.position(); pos.hasKey {
+		m = mark{key: pos.key, time: pos.begin, valid: true}
+	}
+	send := func(b batch) error {
 		select {
-		case pages <- page:
+		case pages <- b:
 			return nil
 		case <-pubDone:
 			return errPublisherStopped
@@ -247,27 +264,58 @@ func (r *reader) readLoop(ctx context.Context, c *conn, pages chan<- []types.Bas
 			return ctx.Err()
 		}
 	}
-	for {
+	drain := func() error {
 		for {
 			page, err := c.read(ctx)
 			if err != nil {
-				return progressed, err
+				return err
 			}
 			progressed = true
+			if r.s.readHook != nil {
+				page = r.s.readHook(page)
+			}
+			r.resolve(page)
+			gaps := jumps(m, page, r.s.cfg.PageSize)
 			st.read(page)
-			if err := send(page); err != nil {
-				return progressed, err
+			m.advance(page)
+			if err := send(batch{events: page}); err != nil {
+				return err
+			}
+			for _, g := range gaps {
+				if err := r.sweepJump(ctx, c, g, send); err != nil {
+					return err
+				}
 			}
 			if len(page) < r.s.cfg.PageSize {
-				break
+				return nil
 			}
 		}
-		if err := st.check(); err != nil {
+	}
+	nextCheck := time.Now().Add(r.s.cfg.StallCheckInterval)
+	for {
+		if err := drain(); err != nil {
 			return progressed, err
+		}
+		// A collector that lost its place is a stall the watchdog can
+		// see at once: check now rather than at the next interval.
+		stale := st.check()
+		if stale != nil {
+			r.log.Warn("vcenter event collector lost its place, some events may be missing; checking vcenter's latest event", "err", stale)
+		}
+		if now := time.Now(); stale != nil || st.suspect() || !now.Before(nextCheck) {
+			nextCheck = now.Add(r.s.cfg.StallCheckInterval)
+			if err := r.check(ctx, c, &m, begin, drain, send); err != nil {
+				return progressed, err
+			}
+			// A new collector may have been made: start over.
+			st = staleness{lastRead: m.key, haveRead: m.valid}
 		}
 		newest, err := c.wait(ctx)
 		if err != nil {
 			return progressed, err
+		}
+		if r.s.waitHook != nil {
+			newest = r.s.waitHook(newest)
 		}
 		st.reported(newest, r.position())
 	}
@@ -285,7 +333,7 @@ type staleness struct {
 }
 
 func (s *staleness) read(page []types.BaseEvent) {
-	if n := len(page); n > 0 && page[n-1] != nil {
+	if n := len(page); n > 0 && !isNilEvent(page[n-1]) {
 		s.lastRead, s.haveRead = page[n-1].GetEvent().Key, true
 	}
 }
@@ -299,6 +347,11 @@ func (s *staleness) reported(newest types.BaseEvent, pos position) {
 		s.expect, s.expected = k, true
 	}
 }
+
+// suspect reports whether a drain missed the event vCenter reported:
+// worth a look at vCenter's latest event (which drains once more before it
+// calls it a stall).
+func (s *staleness) suspect() bool { return s.expected && s.misses > 0 }
 
 // check is called after a drain.
 func (s *staleness) check() error {
@@ -429,17 +482,24 @@ func (r *reader) start(c *conn, cp **checkpoint, last *checkpoint) time.Time {
 // Publish call retried until it succeeds or ctx ends, then advances the
 // position. An event that cannot be converted is logged and skipped: no
 // retry would change it.
-func (r *reader) publish(ctx context.Context, conv *Converter, page []types.BaseEvent) error {
+//
+// A page of a sweep (g not nil) stores the events whose keys lie in g,
+// whatever the position, and advances the position only past its end.
+func (r *reader) publish(ctx context.Context, conv *Converter, page []types.BaseEvent, g *gap) error {
 	pos := r.position()
 	recs := make([]producers.Record, 0, len(page))
 	var last types.BaseEvent
 	skipped := 0
 	for _, be := range page {
-		if be == nil || be.GetEvent() == nil {
+		if isNilEvent(be) || be.GetEvent() == nil {
 			continue
 		}
 		e := be.GetEvent()
-		if pos.covers(e.Key) && pos.hasKey && e.CreatedTime.After(pos.begin) {
+		if g != nil {
+			if !g.contains(e.Key) {
+				continue
+			}
+		} else if pos.covers(e.Key) && pos.hasKey && e.CreatedTime.After(pos.begin) {
 			// Keys grow with time. An event newer than the last stored one
 			// with a key not after it means the keys went back: a vCenter
 			// restored from a backup under the same instance uuid. Skipping
@@ -449,11 +509,13 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 				"event_key", e.Key, "event_time", e.CreatedTime, "last_event_key", pos.key, "last_event_time", pos.begin)
 			pos.hasKey = false
 		}
-		if pos.covers(e.Key) {
+		if g == nil && pos.covers(e.Key) {
 			skipped++
 			continue
 		}
-		last = be
+		if g == nil || !pos.covers(e.Key) {
+			last = be
+		}
 		name, _ := EventType(be)
 		ce, err := conv.Convert(be)
 		if err != nil {
@@ -474,13 +536,14 @@ func (r *reader) publish(ctx context.Context, conv *Converter, page []types.Base
 		r.s.metrics.skipped.Add(float64(skipped))
 		r.log.Debug("skipped events already stored", "count", skipped, "last_event_key", pos.key)
 	}
-	if last == nil {
-		return nil
-	}
 	if len(recs) > 0 {
 		if err := r.publishRetry(ctx, recs); err != nil {
 			return err
 		}
+	}
+	if last == nil {
+		r.s.metrics.events.Add(float64(len(recs)))
+		return nil
 	}
 	e := last.GetEvent()
 	name, _ := EventType(last)
@@ -546,6 +609,9 @@ func (r *reader) save() {
 		r.s.metrics.saves.WithLabelValues("ok").Inc()
 	case errors.Is(err, producers.ErrCheckpointConflict):
 		r.s.metrics.saves.WithLabelValues("conflict").Inc()
+		r.s.health.Emit(ctx, producers.HealthCheckpointConflict, map[string]any{
+			"checkpointKey": key, "lastEventKey": pos.key,
+		})
 		r.log.Error("checkpoint was changed by another writer: is another vrelay replica reading the same vCenter? Keeping this position",
 			"checkpoint_key", key, "last_event_key", pos.key)
 		// Take in the other writer's revision, so that the next save

@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/names"
@@ -43,13 +45,23 @@ type Source struct {
 	maxWait  time.Duration
 
 	last LastStored // nil: the checkpoint alone
+	// health publishes health events; nil publishes none.
+	health *producers.HealthEvents
+	state  sourceHealth
+	// readHook, set by tests only, changes what the collector returned,
+	// to play a vCenter whose collector loses events.
+	readHook func([]types.BaseEvent) []types.BaseEvent
+	// waitHook, set by tests only, changes the newest event a change of
+	// the collector's latest page reported.
+	waitHook func(types.BaseEvent) types.BaseEvent
 
 	running atomic.Bool
 }
 
 var (
-	_ producers.Source = (*Source)(nil)
-	_ LastStored       = (*producers.JetStreamPublisher)(nil)
+	_ producers.Source         = (*Source)(nil)
+	_ LastStored               = (*producers.JetStreamPublisher)(nil)
+	_ producers.HealthReporter = (*Source)(nil)
 )
 
 // LastStored says which event of this source the stream holds last:
@@ -65,14 +77,15 @@ type LastStored interface {
 type Option func(*options)
 
 type options struct {
-	log     *slog.Logger
-	cp      producers.Checkpointer
-	last    LastStored
-	name    string
-	reg     prometheus.Registerer
-	minWait time.Duration
-	maxWait time.Duration
-	outage  time.Duration
+	log      *slog.Logger
+	cp       producers.Checkpointer
+	last     LastStored
+	name     string
+	reg      prometheus.Registerer
+	minWait  time.Duration
+	maxWait  time.Duration
+	outage   time.Duration
+	healthJS jetstream.Publisher
 }
 
 // WithLogger sets the logger. The default discards everything. The
@@ -97,6 +110,14 @@ func WithCheckpointer(c producers.Checkpointer) Option { return func(o *options)
 // duplicates) what it stored since the last save, and after a power loss
 // that cost the stream its last writes it skips the events in between.
 func WithLastStored(ls LastStored) Option { return func(o *options) { o.last = ls } }
+
+// WithHealthEvents publishes the source's health events (connection lost
+// and restored, stall detected and recovered, gap swept, checkpoint
+// conflict) on `vrelay.health.vcenter.<name>` through js; see
+// [producers.HealthEvents]. The VRELAY_HEALTH stream must exist
+// (streams.Ensure makes it). Without it no health event is published; the
+// logs and metrics say the same.
+func WithHealthEvents(js jetstream.Publisher) Option { return func(o *options) { o.healthJS = js } }
 
 // WithName sets the source name: the <source> token of subjects, the
 // checkpoint key `vcenter.<name>`, and the "source" label of metrics and
@@ -160,6 +181,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		minWait:  o.minWait,
 		maxWait:  o.maxWait,
 		outage:   o.outage,
+	}
+	if o.healthJS != nil {
+		s.health = producers.NewHealthEvents(o.healthJS, Provider, o.name, sdk.String(), s.log)
 	}
 	if cfg.CAFile != "" {
 		if s.roots, err = tlsfiles.LoadCAPool(cfg.CAFile); err != nil {

@@ -474,7 +474,8 @@ func TestBadPassword(t *testing.T) {
 
 func TestCheckpointConflict(t *testing.T) {
 	e := newEnv(t, "")
-	src := e.source(t, e.sim.config(t))
+	health := watchHealth(t, e.js)
+	src := e.source(t, e.sim.config(t), vcenter.WithHealthEvents(e.js))
 	running(t, src, e.publisher(src), e.logs)
 	e.sim.post(t, e.sim.eventEx("x-0"))
 	e.w.await(t, "x-0", byMessage("x-0"))
@@ -492,6 +493,9 @@ func TestCheckpointConflict(t *testing.T) {
 	if r := e.logs.matching("changed by another writer")[0]; r.level != slog.LevelError {
 		t.Errorf("got %v, want an error", r)
 	}
+	eventually(t, "a checkpoint.conflict health event", func() bool {
+		return health.has(healthType(producers.HealthCheckpointConflict))
+	})
 }
 
 // TestKeepUp posts events faster than one ReadNextEvents page while the
@@ -530,7 +534,7 @@ func TestKeepUp(t *testing.T) {
 	})
 	e.w.checkUnique(t)
 	e.checkOrdered(t)
-	if got := e.logs.count("lost its place"); got != 0 {
+	if got := e.logs.count("lost its place") + e.logs.count("stalled collector"); got != 0 {
 		t.Errorf("collector lost its place %d times", got)
 	}
 	if diff := cmp.Diff(0, e.logs.count("vcenter connection failed")); diff != "" {
