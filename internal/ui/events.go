@@ -90,7 +90,7 @@ func (v *Viewer) parseStream(r *http.Request) (streamRequest, any) {
 		if !ok || !validToken(provider) || !validToken(source) {
 			return req, map[string]string{"error": fmt.Sprintf("sources: %q is not <provider>.<source>", s)}
 		}
-		req.subjects = append(req.subjects, streams.Subject(v.o.root, provider, source, ">"))
+		req.subjects = append(req.subjects, v.o.root+"."+provider+"."+source+".>")
 	}
 	if len(req.subjects) == 0 {
 		req.subjects = []string{v.o.root + ".>"}
