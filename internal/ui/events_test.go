@@ -221,6 +221,7 @@ func TestEventsEndWithRun(t *testing.T) {
 func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	// A page's event stream stays open until the browser goes.
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 	return srv
 }

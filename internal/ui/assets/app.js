@@ -33,8 +33,16 @@ function el(tag, props, ...children) {
   return e;
 }
 
+// api returns the URL of an API path. It is built from the origin, which
+// never holds credentials: a page opened as http://user:pw@host/ui/ would
+// resolve a relative URL with them, and fetch refuses such URLs. The
+// browser's cached basic authentication still goes along.
+function api(path) {
+  return location.origin + location.pathname.replace(/[^/]*$/, "") + "api/" + path;
+}
+
 async function getJSON(url, opts) {
-  const r = await fetch(url, Object.assign({ cache: "no-store", credentials: "same-origin" }, opts));
+  const r = await fetch(api(url), Object.assign({ cache: "no-store", credentials: "same-origin" }, opts));
   let body = null;
   try { body = await r.json(); } catch (_) { /* not JSON */ }
   return { ok: r.ok, status: r.status, body };
@@ -61,7 +69,7 @@ function streamURL(after) {
   if (state.sources.size) q.set("sources", [...state.sources].join(","));
   if (after) q.set("after", String(after));
   else q.set("last", $("last").value);
-  return "api/events?" + q.toString();
+  return api("events?" + q.toString());
 }
 
 function closeStream() {
@@ -103,6 +111,13 @@ function fmtTime(s) {
   return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
 }
 
+function fmtDate(s) {
+  const d = new Date(s);
+  if (isNaN(d)) return s || "";
+  const p = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+}
+
 function addEvent(ev) {
   state.lastSeq = Math.max(state.lastSeq, ev.seq);
   state.shown++;
@@ -137,7 +152,7 @@ async function applyFilter(ev) {
   if (ev) ev.preventDefault();
   const src = $("filter").value;
   // An EventSource cannot read an error body: check the filter first.
-  const r = await getJSON("api/filter?filter=" + encodeURIComponent(src));
+  const r = await getJSON("filter?filter=" + encodeURIComponent(src));
   const box = $("filter-error");
   if (!r.ok) {
     const e = r.body || { error: "HTTP " + r.status };
@@ -169,7 +184,7 @@ function togglePause() {
 // ---- sources ----------------------------------------------------------------
 
 async function loadSources() {
-  const r = await getJSON("api/sources");
+  const r = await getJSON("sources");
   if (!r.ok) return;
   const ul = $("sources");
   const items = r.body.map((s) => {
@@ -192,17 +207,19 @@ async function loadSources() {
 let chartSamples = [];
 
 async function loadRoutes() {
-  const r = await getJSON("api/routes");
+  const r = await getJSON("routes");
   if (!r.ok) return;
   const tb = $("routes").querySelector("tbody");
   const rows = r.body.map((rt) => {
     const c = rt.counts || {};
+    const counted = Object.keys(c).length > 0; // absent: no route in this process
     const num = (v) => el("td", { class: "num" }, v == null ? "–" : String(Math.round(v)));
     const dl = el("a", { href: "#", onclick: (e) => { e.preventDefault(); showDLQ(rt.name); } }, String(rt.deadLetters));
     const spark = el("canvas", { width: 90, height: 22 });
     drawSpark(spark, rt.name);
     return el("tr", { dataset: { route: rt.name }, title: (rt.subjects || []).join(" ") + (rt.filter ? "\nfilter: " + rt.filter : "") + (rt.error ? "\n" + rt.error : "") },
-      el("td", null, rt.name), num(rt.pending), num(c.delivered), num(c.retry), num(c.dead_lettered),
+      el("td", null, rt.name), num(rt.pending), num(c.delivered ?? (counted ? 0 : null)),
+      num(c.retry ?? (counted ? 0 : null)), num(c.dead_lettered ?? (counted ? 0 : null)),
       el("td", { class: "num dlq-count" }, dl), el("td", null, spark));
   });
   tb.replaceChildren(...rows);
@@ -255,7 +272,7 @@ function drawSpark(canvas, route) {
 }
 
 async function loadChart() {
-  const r = await getJSON("api/chart");
+  const r = await getJSON("chart");
   if (!r.ok) return;
   chartSamples = r.body.samples || [];
   const keys = new Set();
@@ -295,14 +312,14 @@ function dlqMessage(text, ok) {
 
 async function loadDLQ() {
   const route = $("dlq-route").value;
-  const r = await getJSON("api/dlq?limit=200" + (route ? "&route=" + encodeURIComponent(route) : ""));
+  const r = await getJSON("dlq?limit=200" + (route ? "&route=" + encodeURIComponent(route) : ""));
   const tb = $("dlq").querySelector("tbody");
   if (!r.ok) { dlqMessage((r.body && r.body.error) || "HTTP " + r.status, false); return; }
   tb.replaceChildren(...r.body.letters.map((l) => {
     const show = el("button", { type: "button", class: "show" }, "Show");
     const replay = el("button", { type: "button", class: "replay", disabled: !l.replayable, title: l.problem || "send it back to route " + l.route }, "Replay");
     const tr = el("tr", { class: "letter", dataset: { seq: l.seq } },
-      el("td", { class: "num" }, String(l.seq)), el("td", null, l.route || "?"), el("td", null, new Date(l.failedAt).toLocaleString()),
+      el("td", { class: "num" }, String(l.seq)), el("td", null, l.route || "?"), el("td", { title: l.failedAt }, fmtDate(l.failedAt)),
       el("td", null, l.failure), el("td", { class: "num" }, String(l.attempts)), el("td", null, l.eventType),
       el("td", { class: "reason", title: l.reason }, l.reason), el("td", null, show, " ", replay));
     show.addEventListener("click", () => toggleLetter(tr, l.seq));
@@ -315,7 +332,7 @@ async function loadDLQ() {
 async function toggleLetter(tr, seq) {
   const next = tr.nextElementSibling;
   if (next && next.classList.contains("letter-detail")) { next.remove(); return; }
-  const r = await getJSON("api/dlq/" + seq);
+  const r = await getJSON("dlq/" + seq);
   if (!r.ok) { dlqMessage((r.body && r.body.error) || "HTTP " + r.status, false); return; }
   const headers = Object.keys(r.body.headers || {}).sort().map((k) => k + ": " + r.body.headers[k].join(", ")).join("\n");
   const body = r.body.event ? JSON.stringify(r.body.event, null, 2) : r.body.raw;
@@ -324,7 +341,7 @@ async function toggleLetter(tr, seq) {
 
 async function replayLetter(seq, button) {
   button.disabled = true;
-  const r = await getJSON("api/dlq/" + seq + "/replay", { method: "POST" });
+  const r = await getJSON("dlq/" + seq + "/replay", { method: "POST" });
   if (!r.ok) {
     button.disabled = false;
     dlqMessage("replay of " + seq + " failed: " + ((r.body && r.body.error) || "HTTP " + r.status), false);
