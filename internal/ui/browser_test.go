@@ -164,6 +164,22 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "2-filtered")
 
+	// Pause: nothing new shows; resume: what came meanwhile shows.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("pause"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "paused", `document.querySelector("#status").textContent === "paused"`)
+	publish(t, js, "vc01", "VmPoweredOnEvent", "prod-while-paused")
+	// The stream is closed while paused: give a stray event time to land.
+	<-time.After(300 * time.Millisecond)
+	if ids := evalStrings(t, ctx, `[...document.querySelectorAll("#events li.ev .id")].map(e => e.textContent)`); strings.Contains(strings.Join(ids, " "), "prod-while-paused") {
+		t.Errorf("paused list: got %q, want no prod-while-paused", ids)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("pause"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the event stored while paused", `[...document.querySelectorAll("#events li.ev .id")].some(e => e.textContent.includes("prod-while-paused"))`)
+
 	// A filter that does not compile: its position, and the list stays.
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("filter"), `subject == "a" &&& x`),
