@@ -22,6 +22,8 @@ const (
 	// MaxScan is how many stored events, at most, a filtered "last N" reads
 	// back to find N matches.
 	MaxScan = 10000
+	// MaxSources is how many sources one stream may name.
+	MaxSources = 100
 	// writeWindow is how long one write to an event stream may take; the
 	// deadline moves with every write, so the listener's write timeout
 	// does not end a stream that is still read.
@@ -82,9 +84,14 @@ func (v *Viewer) parseStream(r *http.Request) (streamRequest, any) {
 		return req, fe
 	}
 	req.filter = f
+	seen := map[string]bool{}
 	for _, s := range strings.Split(q.Get("sources"), ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
+		if s = strings.TrimSpace(s); s == "" || seen[s] {
+			continue // JetStream refuses overlapping filter subjects
+		}
+		seen[s] = true
+		if len(seen) > MaxSources {
+			return req, map[string]string{"error": fmt.Sprintf("sources: at most %d", MaxSources)}
 		}
 		provider, source, ok := strings.Cut(s, ".")
 		if !ok || !validToken(provider) || !validToken(source) {

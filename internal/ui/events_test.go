@@ -49,6 +49,7 @@ func TestEventsBacklogFilterAndSources(t *testing.T) {
 			want: "vc02/test-2"},
 		{name: "one source", query: "last=2&sources=vcenter.vc02", want: "vc02/test-2 vc02/test-3"},
 		{name: "two sources", query: "last=2&sources=vcenter.vc02,vcenter.vc01", want: "vc01/prod-3 vc02/test-3"},
+		{name: "a source twice", query: "last=2&sources=vcenter.vc02,vcenter.vc02", want: "vc02/test-2 vc02/test-3"},
 		{name: "unknown source", query: "last=5&sources=vcenter.vc09", want: ""},
 		{name: "new only", query: "", want: ""},
 	}
