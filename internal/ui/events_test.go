@@ -226,3 +226,19 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 	return srv
 }
+
+// TestEventsFilterRuntimeError checks that a filter failing on an event
+// counts as no match, as in a route, and that the stream says why.
+func TestEventsFilterRuntimeError(t *testing.T) {
+	_, js := natstest.Run(t)
+	_, srv := startViewer(t, js)
+	seq := publish(t, js, "vc01", "VmPoweredOnEvent", "a")
+	_, ch := openStream(t, t.Context(), srv.Client(), srv.URL+"/ui/api/events?last=5&filter="+url.QueryEscape(`data.Ds.Name == "x"`))
+	e := next(t, ch, "filter_error")
+	if want := "event " + strconv.FormatUint(seq, 10); !strings.Contains(e.data, want) {
+		t.Errorf("got %s, want an error naming %s", e.data, want)
+	}
+	if got := collect(t, ch); len(got) != 0 {
+		t.Errorf("got %q, want no match", vmNames(got))
+	}
+}
