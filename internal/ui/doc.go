@@ -21,7 +21,7 @@
 //
 // # API
 //
-// Every path answers JSON except the event stream; errors are
+// Every API path answers JSON except the event stream; errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
 //	GET  /ui/api/events?filter=EXPR&sources=P.S,...&last=N&after=SEQ
@@ -34,7 +34,7 @@
 //	     with {error, line, column, message, snippet}.
 //	GET  /ui/api/filter?filter=EXPR  the same check, without a stream
 //	GET  /ui/api/sources             [{provider, source, events}]
-//	GET  /ui/api/routes              per route: pending, ackPending, counters, deadLetters
+//	GET  /ui/api/routes              per route: pending, ackPending, counts, deadLetters
 //	GET  /ui/api/chart               the sampled series
 //	GET  /ui/api/dlq?route=R&limit=N dead letters, oldest first, and their total
 //	GET  /ui/api/dlq/{seq}           one dead letter: headers and the event
