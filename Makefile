@@ -14,7 +14,7 @@ NATSCLI_VERSION := v0.5.0
 NATSCLI_DIR     ?= $(HOME)/.cache/vrelay/natscli-$(NATSCLI_VERSION)
 NATSCLI         := $(NATSCLI_DIR)/nats
 
-.PHONY: run test fuzz lint build bench deps clean natscli
+.PHONY: run test fuzz lint build bench deps clean natscli chromium
 
 ## run: start vrelay on the quickstart config (embedded NATS, simulated vCenter, webhook, log route)
 # Built, then exec'd: `go run` would exit 1 when Ctrl-C stops vrelay, and
@@ -24,10 +24,12 @@ run: deps
 	exec $(RUNBIN) run -config $(CONFIG)
 
 ## test: lint, then every test with the race detector in random order, the
-## nats CLI end-to-end test and the tests against a real kube-apiserver
-## included (both tools are built once and cached outside the clone)
-test: lint natscli k8s-tools helm
-	VRELAY_NATS_CLI=$(NATSCLI) VRELAY_K8S_BIN=$(K8S_BIN) VRELAY_HELM=$(HELM) $(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+## nats CLI end-to-end test, the tests against a real kube-apiserver and
+## the event viewer's test in headless Chromium included (the tools are
+## built once and cached outside the clone; chromium comes from apt)
+test: lint natscli k8s-tools helm chromium
+	VRELAY_NATS_CLI=$(NATSCLI) VRELAY_K8S_BIN=$(K8S_BIN) VRELAY_HELM=$(HELM) VRELAY_CHROMIUM=$$(command -v $(CHROMIUM)) \
+		$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
 
 # The fuzz targets, as <package>:<FuzzName> (go test fuzzes one target per
@@ -56,6 +58,19 @@ natscli: $(NATSCLI)
 
 $(NATSCLI):
 	GOBIN=$(NATSCLI_DIR) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+
+# The browser that the event viewer's end-to-end test drives
+# (internal/ui/browser_test.go, through VRELAY_CHROMIUM): Debian's chromium
+# package, installed only when missing.
+CHROMIUM ?= chromium
+
+## chromium: install Debian's chromium with apt-get unless it is there
+chromium:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  echo "installing chromium with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	}
 
 ## lint: gofmt, go.mod tidy, go vet, staticcheck (pinned)
 lint: deps

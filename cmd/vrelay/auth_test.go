@@ -131,7 +131,7 @@ func TestOpsServerClosesIdleConnections(t *testing.T) {
 	to := defaultOpsTimeouts
 	to.idle = 100 * time.Millisecond
 	srv, ln, err := opsServer(config.HTTP{Listen: "127.0.0.1:0"}, prometheus.NewRegistry(),
-		&readiness{started: make(chan struct{})}, to)
+		&readiness{started: make(chan struct{})}, nil, to)
 	if err != nil {
 		t.Fatal(err)
 	}

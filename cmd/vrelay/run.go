@@ -19,10 +19,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/internal/auth"
 	"github.com/vrelay/vrelay/internal/backoff"
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/config"
 	"github.com/vrelay/vrelay/internal/netaddr"
+	"github.com/vrelay/vrelay/internal/ui"
 	"github.com/vrelay/vrelay/producers"
 	"github.com/vrelay/vrelay/streams"
 )
@@ -78,7 +80,12 @@ func runVrelay(ctx context.Context, path, role string, log *slog.Logger) error {
 	g.Go(func() error { storage.run(gctx, js, log); return nil })
 	ready := &readiness{nc: nc, js: js, storage: storage.health, started: make(chan struct{})}
 	if cfg.HTTP.Listen != netaddr.Off {
-		srv, ln, err := opsServer(cfg.HTTP, reg, ready, defaultOpsTimeouts)
+		var viewer *ui.Viewer
+		if cfg.HTTP.UI {
+			viewer = newViewer(cfg, js, reg, log)
+			g.Go(func() error { _ = viewer.Run(gctx); return nil })
+		}
+		srv, ln, err := opsServer(cfg.HTTP, reg, ready, viewer, defaultOpsTimeouts)
 		if err != nil {
 			return err
 		}
@@ -345,18 +352,26 @@ type opsTimeouts struct {
 var defaultOpsTimeouts = opsTimeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
 
 // opsServer serves /healthz and /readyz to anyone (the kubelet's probes
-// carry no credentials) and /metrics to whoever has cfg.Auth, when set.
-func opsServer(cfg config.HTTP, reg *prometheus.Registry, ready *readiness, to opsTimeouts) (*http.Server, net.Listener, error) {
+// carry no credentials), and /metrics and the viewer's /ui (when viewer is
+// not nil) to whoever has cfg.Auth, when set. / lists them.
+func opsServer(cfg config.HTTP, reg *prometheus.Registry, ready *readiness, viewer *ui.Viewer, to opsTimeouts) (*http.Server, net.Listener, error) {
 	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	var creds *auth.Credentials
 	if cfg.Auth != nil {
-		creds, err := cfg.Auth.Resolve()
-		if err != nil {
+		var err error
+		if creds, err = cfg.Auth.Resolve(); err != nil {
 			return nil, nil, fmt.Errorf("http.auth.%w", err)
 		}
 		metrics = creds.Require(metrics)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /{$}", opsIndex(viewer != nil))
+	if viewer != nil {
+		h := viewer.Handler(creds)
+		mux.Handle("/ui", h)
+		mux.Handle("/ui/", h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -40,6 +40,12 @@ func TestListenerAuthConfig(t *testing.T) {
 			want: []string{"http.auth: set token, or user and password"}},
 		{name: "http token from two places", yaml: "http: {auth: {token: {fromEnv: T, fromFile: f}}}\n",
 			want: []string{"http.auth.token: set fromEnv or fromFile, not both"}},
+		{name: "ui on loopback, no auth", yaml: "http: {ui: true}\n"},
+		{name: "ui on every interface with auth", yaml: "http: {listen: ':8081', ui: true, auth: {user: admin, password: {fromEnv: P}}}\n"},
+		{name: "ui on every interface, no auth", yaml: "http: {listen: '0.0.0.0:8081', ui: true}\n",
+			want: []string{"http.ui: http.listen 0.0.0.0:8081 is not a loopback address and http.auth is not set"}},
+		{name: "ui with the listener off", yaml: "http: {listen: 'off', ui: true}\n",
+			want: []string{"http.ui: needs http.listen, which is off"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

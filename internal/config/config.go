@@ -40,7 +40,8 @@ type Config struct {
 	NATS NATS `yaml:"nats"`
 	// Streams sizes the event and dead-letter streams.
 	Streams streams.Config `yaml:"streams"`
-	// HTTP is the operations endpoint: /healthz, /readyz, /metrics.
+	// HTTP is the operations endpoint: /healthz, /readyz, /metrics, and the
+	// event viewer /ui when enabled.
 	HTTP HTTP `yaml:"http"`
 	// Sources feed the event stream.
 	Sources []Source `yaml:"sources"`
@@ -66,10 +67,16 @@ type HTTP struct {
 	// Listen is host:port for /healthz, /readyz and /metrics, or "off".
 	// Default "127.0.0.1:8081".
 	Listen string `yaml:"listen"`
-	// Auth, when set, protects /metrics: a token (bearer) or a user and
-	// password (basic). /healthz and /readyz stay open for the kubelet's
+	// Auth, when set, protects /metrics and the event viewer (/ui and its
+	// API): a token (bearer) or a user and password (basic, which a browser
+	// asks for by itself). /healthz and /readyz stay open for the kubelet's
 	// probes. Default: none.
 	Auth *auth.Config `yaml:"auth"`
+	// UI serves the event viewer at /ui: live events with a filter, route
+	// counters and the dead letters with replay (docs/operations.md, "Event
+	// viewer"). It can replay dead letters, so off a loopback listen
+	// address it needs Auth. Default false.
+	UI bool `yaml:"ui"`
 }
 
 // Route is one independent delivery.
@@ -306,6 +313,15 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Auth != nil {
 		add(cfgerr.Prefix("http.auth", c.HTTP.Auth.Validate()))
+	}
+	if c.HTTP.UI {
+		switch {
+		case c.HTTP.Listen == netaddr.Off:
+			add(cfgerr.New("http.ui", "needs http.listen, which is off"))
+		case c.HTTP.Auth == nil && !netaddr.IsLoopback(c.HTTP.Listen):
+			add(cfgerr.Newf("http.ui", "http.listen %s is not a loopback address and http.auth is not set: "+
+				"the viewer shows every event and replays dead letters, so set http.auth (basic works in a browser)", c.HTTP.Listen))
+		}
 	}
 	if c.ShutdownTimeout < 0 {
 		add(cfgerr.New("shutdownTimeout", "must not be negative"))
