@@ -24,7 +24,8 @@ type ExternalConfig struct {
 	// Required.
 	URL string `yaml:"url"`
 	// User and Password authenticate with a user name and password.
-	User     string     `yaml:"user"`
+	User string `yaml:"user"`
+	// Password is the password of User.
 	Password secret.Ref `yaml:"password"`
 	// Token authenticates with a token.
 	Token secret.Ref `yaml:"token"`
@@ -45,7 +46,8 @@ type ClientTLS struct {
 	CAFile string `yaml:"caFile"`
 	// CertFile and KeyFile are a client certificate for mutual TLS.
 	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
+	// KeyFile is the private key of CertFile. Set both or neither.
+	KeyFile string `yaml:"keyFile"`
 	// SkipTLSVerify accepts any server certificate. For tests only.
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 }

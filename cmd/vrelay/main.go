@@ -41,6 +41,7 @@ Usage:
   vrelay route    test ROUTE [-config FILE] [-last N] [-since 1h]
   vrelay route    replay ROUTE [-config FILE] -since 2h [-until T] [-filter EXPR]
   vrelay checkpoint list|show|delete [-config FILE] [KEY]
+  vrelay config   schema
   vrelay version
 
 Run "vrelay COMMAND -h" for the flags of a command.
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTail(args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
 	case "route":
 		return cmdRoute(args[1:], stdout, stderr)
 	case "version":

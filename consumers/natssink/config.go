@@ -55,7 +55,8 @@ type Config struct {
 
 	// User and Password authenticate to URL with a user name and password.
 	// Default none.
-	User     string     `yaml:"user"`
+	User string `yaml:"user"`
+	// Password is the password of User. Default none.
 	Password secret.Ref `yaml:"password"`
 	// Token authenticates to URL with a token. Default none.
 	Token secret.Ref `yaml:"token"`

@@ -57,7 +57,9 @@ type Config struct {
 // NATS holds exactly one of Embedded or External. When both are absent the
 // embedded server runs with its defaults.
 type NATS struct {
+	// Embedded runs a NATS server with JetStream inside vrelay.
 	Embedded *streams.EmbeddedConfig `yaml:"embedded"`
+	// External connects to a NATS server or cluster with JetStream.
 	External *streams.ExternalConfig `yaml:"external"`
 }
 

@@ -39,19 +39,26 @@ type Source struct {
 	// and '_'.
 	Name string `yaml:"name"`
 	// Type is one of: webhook, vcenter, horizon, simulator.
-	Type      string          `yaml:"type"`
-	Webhook   *webhook.Config `yaml:"webhook"`
-	VCenter   *vcenter.Config `yaml:"vcenter"`
-	Horizon   *horizon.Config `yaml:"horizon"`
-	Simulator *vcsim.Config   `yaml:"simulator"`
+	Type string `yaml:"type"`
+	// Webhook receives CloudEvents over HTTP. Only with type webhook.
+	Webhook *webhook.Config `yaml:"webhook"`
+	// VCenter polls a vCenter's events. Only with type vcenter.
+	VCenter *vcenter.Config `yaml:"vcenter"`
+	// Horizon polls a Horizon pod's audit events. Only with type horizon.
+	Horizon *horizon.Config `yaml:"horizon"`
+	// Simulator runs an in-process vCenter simulator and polls it, for
+	// trying vrelay. Only with type simulator.
+	Simulator *vcsim.Config `yaml:"simulator"`
 }
 
 // Sink selects the destination of a route.
 type Sink struct {
 	// Type is one of: http, log, knative, eventbridge, nats.
-	Type string           `yaml:"type"`
+	Type string `yaml:"type"`
+	// HTTP posts each event to a URL. Only with type http.
 	HTTP *httpsink.Config `yaml:"http"`
-	Log  *logsink.Config  `yaml:"log"`
+	// Log writes each event as a line to stdout or stderr. Only with type log.
+	Log *logsink.Config `yaml:"log"`
 	// Knative delivers to a Knative Destination: a ref resolved through
 	// the Kubernetes API, a URI, or both.
 	Knative *knative.Config `yaml:"knative"`

@@ -1,0 +1,54 @@
+package config_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrelay/vrelay/internal/config"
+)
+
+// TestDocsGenIsFresh fails when a doc comment of a config type changed
+// after docs_gen.go was generated: the schema and the reference would
+// describe the old text.
+func TestDocsGenIsFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the generator")
+	}
+	out := filepath.Join(t.TempDir(), "docs_gen.go")
+	cmd := exec.Command("go", "run", "./gen", "docs", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./gen docs: %v\n%s", err, b)
+	}
+	want, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("docs_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("internal/config/docs_gen.go is stale: run `go generate ./internal/config` (-fresh +checked in):\n%s", diff)
+	}
+}
+
+// TestConfigReferenceIsFresh fails when the generated tables of
+// docs/configuration.md differ from what the config types say.
+func TestConfigReferenceIsFresh(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "configuration.md")
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := config.RenderTables(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(fresh), string(old)); diff != "" {
+		t.Errorf("docs/configuration.md is stale: run `go generate ./internal/config` (-fresh +checked in):\n%s", diff)
+	}
+}
