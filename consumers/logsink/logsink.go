@@ -33,14 +33,15 @@ const (
 //	output: stderr
 //	format: line
 type Config struct {
-	// Output is the stream events are written to: "stdout" (default) or
-	// "stderr". Use stderr when vrelay's own logs go to stdout, or the
-	// other way round, to keep events apart from log records.
+	// Output is the stream events are written to: "stdout" or "stderr".
+	// vrelay writes its own log to stderr, so the default keeps events and
+	// log records apart. Default "stdout".
 	Output string `yaml:"output"`
-	// Format is how each event is written: "json" (default), the whole
-	// structured-mode CloudEvent as one JSON line, for programs reading
-	// the stream; or "line", one short readable line (time, type, source,
-	// vm=/host=/user=, message) without colour, for people watching.
+	// Format is how each event is written: "json", the whole
+	// structured-mode CloudEvent as one JSON line, for programs reading the
+	// stream; or "line", one short readable line (time, type, source,
+	// vm=/host=/user=/machine=, message) without colour, for people
+	// watching. Default "json".
 	Format string `yaml:"format"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -50,5 +51,41 @@ func TestConfigReferenceIsFresh(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(fresh), string(old)); diff != "" {
 		t.Errorf("docs/configuration.md is stale: run `go generate ./internal/config` (-fresh +checked in):\n%s", diff)
+	}
+}
+
+func TestRenderTablesErrors(t *testing.T) {
+	tests := []struct {
+		name, md, want string
+	}{
+		{name: "no end", md: "<!-- BEGIN GENERATED: streams -->\n| x |\n", want: "has no <!-- END GENERATED: streams -->"},
+		{name: "unknown section", md: "<!-- BEGIN GENERATED: streams.nope -->\n<!-- END GENERATED: streams.nope -->\n", want: `no field "nope"`},
+		{name: "not a section", md: "<!-- BEGIN GENERATED: shutdownTimeout -->\n<!-- END GENERATED: shutdownTimeout -->\n", want: "not a section"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.RenderTables([]byte(tt.md))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRenderTablesRewritesStaleTable(t *testing.T) {
+	md := "text\n<!-- BEGIN GENERATED: routes.sink.log -->\n| old |\n<!-- END GENERATED: routes.sink.log -->\nmore\n"
+	out, err := config.RenderTables([]byte(md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out)
+	for _, want := range []string{"text\n<!-- BEGIN GENERATED: routes.sink.log -->\n| Field | Type | Default | Meaning |",
+		"| `format` | string | `json` | How each event is written: `json`", "<!-- END GENERATED: routes.sink.log -->\nmore\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got\n%s\nwant %q in it", got, want)
+		}
+	}
+	if strings.Contains(got, "| old |") {
+		t.Error("the stale row survived")
 	}
 }

@@ -19,17 +19,19 @@ const (
 //	rate: 5
 //	instanceUuid: 0d7c9a4e-5b5a-4f52-9c4b-6f0a1d3e2b11   # optional
 type Config struct {
-	// Rate is how many events per second the workload makes: it powers
-	// virtual machines off and on, reconfigures them, and posts an EventEx
-	// (com.vmware.vc.HA.HostStateChangedEvent) and a GeneralUserEvent, in a
-	// cycle of seven events. Up to 1000. Default 5.
+	// Rate is how many events per second the workload makes, at most 1000.
+	// Fractions such as `0.5` are allowed; `0` means the default. The
+	// workload powers virtual machines off and on, reconfigures them, and
+	// posts an EventEx (com.vmware.vc.HA.HostStateChangedEvent) and a
+	// GeneralUserEvent, in a cycle of seven events. Default `5`.
 	Rate float64 `yaml:"rate"`
-	// InstanceUUID is the simulated vCenter's about.instanceUuid. Default: a
-	// new random uuid each run, so that a restarted simulator, whose event
-	// keys start again at 1, is not mistaken for the vCenter of the last
-	// run's checkpoint. Set it only to test what a restore does: the source
-	// then resumes after the checkpointed key and skips the new run's events
-	// until its keys pass it.
+	// InstanceUUID is the simulated vCenter's instance uuid
+	// (about.instanceUuid). Leave it unset: a restarted simulator is a new
+	// vCenter whose event keys start again at 1, and a new uuid tells the
+	// source so, rather than have it mistaken for the vCenter of the last
+	// run's checkpoint. Set it only to see what a restored vCenter does: the
+	// source then resumes after the checkpointed key and skips the new run's
+	// events until its keys pass it. Default: a new random uuid each run.
 	InstanceUUID string `yaml:"instanceUuid"`
 }
 
