@@ -36,21 +36,28 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	// NATS says where JetStream runs: embedded (default) or external.
+	// NATS says where JetStream runs: `embedded` or `external`, never both.
+	// See [nats](#nats). Default: embedded server.
 	NATS NATS `yaml:"nats"`
-	// Streams sizes the event and dead-letter streams.
+	// Streams is the retention and de-duplication of the JetStream objects
+	// vrelay owns. Default: see [streams](#streams).
 	Streams streams.Config `yaml:"streams"`
-	// HTTP is the operations endpoint: /healthz, /readyz, /metrics.
+	// HTTP is the `/healthz`, `/readyz` and `/metrics` endpoint. Default:
+	// `listen: 127.0.0.1:8081`.
 	HTTP HTTP `yaml:"http"`
-	// Sources feed the event stream.
+	// Sources are the upstream systems that feed the event stream. See
+	// [sources](#sources).
 	Sources []Source `yaml:"sources"`
-	// Routes deliver from it, each on its own durable consumer.
+	// Routes are the deliveries, each on its own durable consumer. See
+	// [routes](#routes).
 	Routes []Route `yaml:"routes"`
-	// ShutdownTimeout bounds the graceful stop after SIGTERM: routes get
-	// three fifths of it to finish the sends under way, then draining the
-	// NATS connection gets the rest. Keep it shorter than the pod's
-	// terminationGracePeriodSeconds, and each webhook's own shutdownTimeout
-	// within three fifths of it. Default "25s".
+	// ShutdownTimeout bounds the whole graceful stop after SIGTERM or
+	// SIGINT: routes get three fifths of it to finish the sends under way,
+	// then draining the NATS connection gets the rest. Keep it shorter than
+	// the pod's terminationGracePeriodSeconds, and each webhook's own
+	// shutdownTimeout within three fifths of it. See
+	// [shutdownTimeout](#shutdowntimeout). Must not be negative.
+	// Default "25s".
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
 
@@ -65,12 +72,17 @@ type NATS struct {
 
 // HTTP is the operations listener.
 type HTTP struct {
-	// Listen is host:port for /healthz, /readyz and /metrics, or "off".
-	// Default "127.0.0.1:8081".
+	// Listen serves `GET /healthz` (the process is alive), `GET /readyz`
+	// (start-up finished, NATS is connected, JetStream answers within 2 s
+	// and its storage takes writes; the body adds one line per source with
+	// its state and, when it failed, its error) and `GET /metrics`
+	// (Prometheus). `off` disables the endpoint. Default "127.0.0.1:8081".
 	Listen string `yaml:"listen"`
-	// Auth, when set, protects /metrics: a token (bearer) or a user and
-	// password (basic). /healthz and /readyz stay open for the kubelet's
-	// probes. Default: none.
+	// Auth is the credentials `/metrics` requires: `token` (sent as
+	// `Authorization: Bearer <token>`), or `user` and `password` (HTTP basic
+	// authentication). Same fields and rules as
+	// [nats.embedded.auth](#natsembeddedauth). `/healthz` and `/readyz` stay
+	// open, for the kubelet's probes. Default: none.
 	Auth *auth.Config `yaml:"auth"`
 }
 

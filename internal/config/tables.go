@@ -8,6 +8,10 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vrelay/vrelay/consumers/eventbridge"
+	"github.com/vrelay/vrelay/producers/webhook"
+	"github.com/vrelay/vrelay/streams"
 )
 
 // The field tables of docs/configuration.md are generated between markers
@@ -21,8 +25,8 @@ import (
 //
 // Each row comes from a field's doc comment: its `Default X.` sentence
 // fills Default, `Required.` makes it required, and the rest is Meaning.
-// A nested object is flattened into `tls.caFile` rows unless it has a
-// table of its own in the same page.
+// A nested object is flattened into `tls.caFile` rows unless it, or a
+// section of the same type, has a table of its own in the same page.
 var (
 	beginMarker = regexp.MustCompile(`<!-- BEGIN GENERATED: ([A-Za-z.]*) -->\n`)
 	quoted      = regexp.MustCompile(`"([^"\s]*)"`)
@@ -108,7 +112,7 @@ func tableRows(t reflect.Type, path, prefix string, tables map[string]bool) []ro
 			ft = ft.Elem()
 		}
 		sub := strings.TrimPrefix(path+"."+prefix+f.tag, ".")
-		if ft.Kind() == reflect.Struct && ft != secretType && !hasTable(tables, sub) {
+		if ft.Kind() == reflect.Struct && ft != secretType && !hasTable(tables, sub) && !tabled(tables, ft) {
 			rows = append(rows, tableRows(ft, path, prefix+f.tag+".", tables)...)
 			continue
 		}
@@ -116,7 +120,7 @@ func tableRows(t reflect.Type, path, prefix string, tables map[string]bool) []ro
 		if vals, ok := enums[t.PkgPath()+"."+t.Name()+"."+f.Name]; ok && !strings.Contains(meaning, "`"+vals[0]+"`") {
 			meaning = strings.TrimSpace(meaning + " One of " + enumList(vals) + ".")
 		}
-		typ := typeName(f.StructField, ft)
+		typ := typeName(t, f.StructField, ft)
 		if def == "none" && typ == "boolean" {
 			def = "`false`"
 		}
@@ -136,8 +140,35 @@ func hasTable(tables map[string]bool, path string) bool {
 	return false
 }
 
+// tabled reports whether some table of the page shows struct t, so that
+// another section of the same type (http.auth, like nats.embedded.auth)
+// refers to it instead of repeating it.
+func tabled(tables map[string]bool, t reflect.Type) bool {
+	for p := range tables {
+		if st, err := sectionType(p); err == nil && st == t {
+			return true
+		}
+	}
+	return false
+}
+
+// typeHints name the Type column where the Go type says less than the
+// reference should, keyed like fieldDocs.
+var typeHints = map[string]string{
+	key[Source]("Name"):                         "name",
+	key[Route]("Name"):                          "name",
+	key[HTTP]("Listen"):                         "address or `off`",
+	key[streams.EmbeddedConfig]("Listen"):       "address or `off`",
+	key[streams.EmbeddedConfig]("SyncInterval"): "duration or `always`",
+	key[webhook.Config]("Listen"):               "address",
+	key[eventbridge.Config]("Pattern"):          "EventBridge event pattern",
+}
+
 // typeName is the Type column of a field.
-func typeName(f reflect.StructField, t reflect.Type) string {
+func typeName(owner reflect.Type, f reflect.StructField, t reflect.Type) string {
+	if h, ok := typeHints[owner.PkgPath()+"."+owner.Name()+"."+f.Name]; ok {
+		return h
+	}
 	switch {
 	case t == durationType:
 		return "duration"
@@ -199,7 +230,9 @@ func splitDoc(field, doc string) (def, meaning string) {
 		doc = doc[:m[0]] + " " + upperFirst(strings.TrimSpace(doc[m[1]:]))
 	}
 	doc = strings.Join(strings.Fields(doc), " ")
-	if rest, ok := strings.CutPrefix(doc, field+" "); ok {
+	if rest, ok := strings.CutPrefix(doc, field+", "); ok {
+		doc = upperFirst(rest) // "Auth, when set, protects" reads "When set, protects"
+	} else if rest, ok := strings.CutPrefix(doc, field+" "); ok {
 		// "Timeout bounds one attempt" reads "Bounds one attempt"; "Output
 		// is the stream" reads "The stream".
 		for _, verb := range []string{"is ", "are "} {
