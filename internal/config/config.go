@@ -88,22 +88,30 @@ type HTTP struct {
 
 // Route is one independent delivery.
 type Route struct {
-	// Name names the route's durable consumer and dead-letter subject
-	// (`vrelay.dlq.<name>`). Letters, digits, '-' and '_'.
+	// Name names the route's durable consumer on `VMWARE_EVENTS`, its
+	// dead-letter subject `vrelay.dlq.<name>`, its metrics and its log
+	// lines. Letters, digits, `-` and `_`. Unique among routes. Renaming a
+	// route creates a new consumer; see
+	// [delivery.md](delivery.md#one-durable-consumer-per-route). Required.
 	Name string `yaml:"name"`
-	// Subjects is the server-side filter, NATS wildcards allowed.
-	// Default: every event (`<subjectRoot>.>`).
+	// Subjects is the server-side filter: JetStream hands the route only
+	// events whose subject matches one of these. NATS wildcards are allowed
+	// (see below). Default: `["<subjectRoot>.>"]` (every event).
 	Subjects []string `yaml:"subjects"`
-	// Filter is an optional expr-lang expression over the CloudEvent, such
-	// as `subject == "VmPoweredOnEvent"`; see docs/filters.md.
+	// Filter is an expression over the CloudEvent, such as
+	// `subject == "VmPoweredOnEvent"`, compiled at start-up. See
+	// [filters.md](filters.md). Default: none (every event the subjects
+	// select).
 	Filter string `yaml:"filter"`
-	// Transform is an optional list of steps applied, in order, to each
-	// event the filter let through, before the sink: drop it, or set and
-	// remove attributes, extensions and data fields; see docs/transforms.md.
+	// Transform is the steps applied, in order, to each event the filter
+	// let through, before the sink: `drop` it, or `set` and `remove`
+	// attributes, extensions and data fields (with an optional `when`). See
+	// [transforms.md](transforms.md).
 	Transform []filters.Step `yaml:"transform"`
-	// Sink is where the route delivers.
+	// Sink is where the route delivers. See [sink](#sink). Required.
 	Sink Sink `yaml:"sink"`
-	// Delivery is the retry and concurrency policy.
+	// Delivery is the concurrency, timeouts, retries and the start
+	// position. See [delivery](#delivery). Default: defaults below.
 	Delivery consumers.Delivery `yaml:"delivery"`
 }
 

@@ -120,6 +120,21 @@ func tableRows(t reflect.Type, path, prefix string, tables map[string]bool) []ro
 		if vals, ok := enums[t.PkgPath()+"."+t.Name()+"."+f.Name]; ok && !strings.Contains(meaning, "`"+vals[0]+"`") {
 			meaning = strings.TrimSpace(meaning + " One of " + enumList(vals) + ".")
 		}
+		if k, ok := kindOf(t, f.tag); ok {
+			// A kind's section: what the table of kinds says.
+			def = "defaults below"
+			if k.required {
+				def = "required with `type: " + k.typ + "`"
+			}
+			meaning = strings.TrimSpace(meaning + " It may only be set when `type` is `" + k.typ + "`.")
+		}
+		if (t == sourceType || t == sinkType) && f.tag == "type" {
+			meaning = strings.TrimSpace(meaning + " One of " + enumList(kindTypes(t)) + ".")
+		}
+		if def == "required" && prefix != "" {
+			// Required within an optional object: auth.basic, ref.
+			def = "required with `" + strings.TrimSuffix(prefix, ".") + "`"
+		}
 		typ := typeName(t, f.StructField, ft)
 		if def == "none" && typ == "boolean" {
 			def = "`false`"
@@ -127,6 +142,39 @@ func tableRows(t reflect.Type, path, prefix string, tables map[string]bool) []ro
 		rows = append(rows, row{field: prefix + f.tag, typ: typ, def: def, meaning: meaning})
 	}
 	return rows
+}
+
+// kindOf returns the kind whose section is field tag of Source or Sink.
+func kindOf(t reflect.Type, tag string) (kindInfo, bool) {
+	var ks []kindInfo
+	switch t {
+	case sourceType:
+		ks = kindsOf(sourceKinds, func(k SourceKind) (string, bool) { return k.Type, k.required })
+	case sinkType:
+		ks = kindsOf(sinkKinds, func(k SinkKind) (string, bool) { return k.Type, k.required })
+	}
+	for _, k := range ks {
+		if k.typ == tag {
+			return k, true
+		}
+	}
+	return kindInfo{}, false
+}
+
+// kindTypes lists the types of sources (t is Source) or sinks.
+func kindTypes(t reflect.Type) []string {
+	if t == sourceType {
+		return kindList(sourceKinds, func(k SourceKind) string { return k.Type })
+	}
+	return kindList(sinkKinds, func(k SinkKind) string { return k.Type })
+}
+
+func kindList[K any](ks []K, typ func(K) string) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = typ(k)
+	}
+	return out
 }
 
 // hasTable reports whether the section at path, or one inside it, has a
@@ -157,6 +205,7 @@ func tabled(tables map[string]bool, t reflect.Type) bool {
 var typeHints = map[string]string{
 	key[Source]("Name"):                         "name",
 	key[Route]("Name"):                          "name",
+	key[Route]("Transform"):                     "list of steps",
 	key[HTTP]("Listen"):                         "address or `off`",
 	key[streams.EmbeddedConfig]("Listen"):       "address or `off`",
 	key[streams.EmbeddedConfig]("SyncInterval"): "duration or `always`",
@@ -202,7 +251,7 @@ func typeName(owner reflect.Type, f reflect.StructField, t reflect.Type) string 
 }
 
 var (
-	defaultSentence  = regexp.MustCompile(`(^|\. |; )[Dd]efault:? (.+?)\.(\s|$)`)
+	defaultSentence  = regexp.MustCompile(`(^|[.)] |; )[Dd]efault:? (.+?)\.(\s|$)`)
 	defaultInline    = regexp.MustCompile(`"([^"]+)" \((the )?default\b`)
 	requiredSentence = regexp.MustCompile(`(^|\s)Required[.:](\s|$)`)
 )
