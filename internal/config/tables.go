@@ -16,7 +16,7 @@ import (
 
 // The field tables of docs/configuration.md are generated between markers
 // that name a section by its YAML path (a list is passed through, as in
-// `routes.sink.log`; the empty path is the top level):
+// `routes.sink.log`; `top` is the top level):
 //
 //	<!-- BEGIN GENERATED: routes.sink.log -->
 //	| Field | Type | Default | Meaning |
@@ -40,7 +40,7 @@ const tableHeader = "| Field | Type | Default | Meaning |\n|---|---|---|---|\n"
 func RenderTables(md []byte) ([]byte, error) {
 	paths := map[string]bool{}
 	for _, m := range beginMarker.FindAllSubmatch(md, -1) {
-		paths[string(m[1])] = true
+		paths[sectionPath(string(m[1]))] = true
 	}
 	var out bytes.Buffer
 	rest := md
@@ -58,16 +58,27 @@ func RenderTables(md []byte) ([]byte, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("generated table %q has no %s", path, end)
 		}
-		t, err := sectionType(path)
+		if path == "" {
+			return nil, fmt.Errorf("a generated table names no section (write top for the top level)")
+		}
+		t, err := sectionType(sectionPath(path))
 		if err != nil {
 			return nil, err
 		}
 		out.WriteString(tableHeader)
-		for _, r := range tableRows(t, path, "", paths) {
+		for _, r := range tableRows(t, sectionPath(path), "", paths) {
 			fmt.Fprintf(&out, "| `%s` | %s | %s | %s |\n", r.field, r.typ, cell(r.def), cell(r.meaning))
 		}
 		rest = rest[i:]
 	}
+}
+
+// sectionPath is the YAML path a marker names: "" for `top`.
+func sectionPath(marker string) string {
+	if marker == "top" {
+		return ""
+	}
+	return marker
 }
 
 // sectionType finds the struct type at a YAML path from Config.
