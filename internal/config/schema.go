@@ -5,6 +5,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/consumers/logsink"
+	"github.com/vrelay/vrelay/internal/names"
 	"github.com/vrelay/vrelay/internal/secret"
 	"github.com/vrelay/vrelay/producers/horizon"
 	"github.com/vrelay/vrelay/producers/vcenter"
@@ -24,6 +26,9 @@ const SchemaID = "https://vrelay.dev/schemas/config.json"
 // DurationPattern is what a duration field accepts: Go's time.ParseDuration
 // syntax, such as "500ms", "1h30m" or "0", without days.
 const DurationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
+
+// namePattern is what internal/names accepts for source and route names.
+var namePattern = fmt.Sprintf("^[A-Za-z0-9_-]{1,%d}$", names.MaxLen)
 
 // enums lists the values a string field takes where the code has a fixed
 // set, keyed like fieldDocs (`<package path>.<Type>.<Field>`). Source and
@@ -97,6 +102,9 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 		k := t.PkgPath() + "." + t.Name() + "." + f.Name
 		if vals, ok := enums[k]; ok {
 			fs["enum"] = vals
+		}
+		if k == key[Source]("Name") || k == key[Route]("Name") {
+			fs["pattern"] = namePattern
 		}
 		doc := fieldDocs[k]
 		if doc != "" {

@@ -100,6 +100,7 @@ func TestSchemaRejectsBadConfigs(t *testing.T) {
 		{name: "required section missing", yaml: "sources: [{name: v, type: vcenter}]\n", want: "missing property 'vcenter'"},
 		{name: "required field missing", yaml: "sources: [{name: v, type: vcenter, vcenter: {username: u, password: {fromEnv: P}}}]\n", want: "missing property 'address'"},
 		{name: "both nats modes", yaml: "nats: {embedded: {}, external: {url: 'nats://x'}}\n", want: "maxProperties"},
+		{name: "route name with a dot", yaml: "routes: [{name: a.b, sink: {type: log}}]\n", want: "does not match pattern"},
 		{name: "inline secret", yaml: "routes: [{name: a, sink: {type: http, http: {url: 'http://x', auth: {bearer: {token: hunter2}}}}}]\n", want: "want object"},
 		{name: "secret with both", yaml: "routes: [{name: a, sink: {type: http, http: {url: 'http://x', auth: {bearer: {token: {fromEnv: A, fromFile: /b}}}}}}]\n", want: "oneOf"},
 	}
