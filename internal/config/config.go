@@ -11,6 +11,14 @@
 // Each component owns the Config of its own section (streams.Config,
 // webhook.Config, httpsink.Config, ...); this package only composes them and
 // checks what spans sections, such as unique names.
+//
+// The same types describe the file to people and editors: [Schema] builds
+// its JSON Schema and [RenderTables] the field tables of
+// docs/configuration.md, both from the types, the table of kinds and the
+// fields' doc comments, which `go generate` copies into docs_gen.go (the
+// binary cannot read source). A field's doc comment is its reference
+// text: a `Default X.` sentence gives its default, `Required.` makes it
+// required.
 package config
 
 import (
