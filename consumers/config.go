@@ -9,61 +9,72 @@ import (
 
 // Delivery is a route's delivery policy: the `delivery` section of a route.
 type Delivery struct {
-	// MaxInFlight is how many events the route sends at once. Default 16.
+	// MaxInFlight is how many events this route sends at once, in each
+	// vrelay process. From 1 to 4096. Default `16`.
 	MaxInFlight int `yaml:"maxInFlight"`
 	// MaxAttempts is how many times an event is sent before a retryable
-	// failure sends it to the dead-letter stream. Default 20: with the
-	// default backoff the 20th attempt comes 30 to 60 minutes (typically
-	// about 45) after the first.
+	// failure sends it to the dead-letter stream. `1` means no retry. A
+	// permanent failure goes to the dead-letter stream at once, whatever
+	// this says. At least 1. With the default backoff the 20th attempt comes
+	// 30 to 60 minutes (typically about 45) after the first. Default `20`.
 	MaxAttempts int `yaml:"maxAttempts"`
-	// SendTimeout bounds one delivery attempt. Default "30s"; must be shorter
-	// than AckWait.
+	// SendTimeout bounds one attempt, whatever the sink. Must be positive
+	// and shorter than `ackWait`. Default "30s".
 	SendTimeout time.Duration `yaml:"sendTimeout"`
-	// AckWait is how long JetStream waits for an answer before it hands the
-	// event to another vrelay replica. Default "60s".
+	// AckWait is how long JetStream waits for vrelay to finish an event
+	// before it hands the event out again, to this or another vrelay
+	// replica. vrelay reports progress on slow sends, so a send that is
+	// still running is not handed out. Must be longer than `sendTimeout`.
+	// Default `60s`, or twice `sendTimeout` if `sendTimeout` is 60s or more.
 	AckWait time.Duration `yaml:"ackWait"`
 	// Backoff spaces retries of retryable failures.
 	Backoff Backoff `yaml:"backoff"`
-	// MaxAckPending caps the events that are sent, waiting to be retried or
-	// being retried across all replicas; beyond it the route waits, which
-	// keeps a broken sink from pulling the whole stream into retry.
-	// Default 1000 (at least 4 × maxInFlight).
+	// MaxAckPending is how many events of this route may be unfinished at
+	// once, across all vrelay replicas: being sent, waiting in a local
+	// buffer, or waiting for a retry. When the limit is reached, JetStream
+	// delivers no more events to the route until some are finished. This
+	// keeps a broken sink from pulling the whole stream into retry. At least
+	// `maxInFlight`. Default `1000`, or 4 × `maxInFlight` if that is larger.
 	MaxAckPending int `yaml:"maxAckPending"`
 	// MaxBatch is how many events the route hands its sink in one request.
-	// Default 1: one event per send. Above 1 the sink must send batches (a
-	// [BatchSink], such as EventBridge's PutEvents); each event is still
-	// acked, retried or dead-lettered on its own result. From 1 to 1000, and
-	// at most maxAckPending.
+	// `1` sends each event on its own. Above 1 the sink must send batches
+	// (implement BatchSink, as EventBridge's PutEvents does; a sink that
+	// sends one event per request, such as `http`, is refused by `vrelay
+	// validate` and at start-up, naming the route); `log` writes a batch in
+	// one write. Each event of a batch is still acked, retried or
+	// dead-lettered on its own result. From 1 to 1000, and at most
+	// `maxAckPending`. Default `1`.
 	MaxBatch int `yaml:"maxBatch"`
 	// BatchWait is how long a batch may wait to fill after its first event
-	// before it is sent as it is. It applies only when MaxBatch is above 1.
-	// Default "50ms": a short pause costs little latency and, under load,
-	// batches fill long before it ends. Must be positive, and shorter than
-	// sendTimeout when MaxBatch is above 1: the wait runs on the ack wait of
-	// the batch's first event.
+	// before it is sent as it is: a short pause costs little latency and,
+	// under load, batches fill long before it ends. Only used when
+	// `maxBatch` is above 1; then it must be shorter than `sendTimeout`,
+	// since the wait runs on the ack wait of the batch's first event. Must
+	// be positive. Default "50ms".
 	BatchWait time.Duration `yaml:"batchWait"`
-	// StartAt says where a new route starts reading: "new" (events stored
-	// from now on, the default), "all" (everything the stream still holds),
-	// an RFC 3339 time ("2026-11-27T08:00:00Z"), a duration that reaches back
-	// from when the consumer is created ("90m", "2h", or whole days: "7d"),
-	// or "seq:N" (stream sequence N on). It applies only when the route's
-	// durable consumer is created; a route that exists resumes where it
-	// stopped, whatever StartAt says then (`vrelay route replay` sends older
-	// events again).
+	// StartAt is where a new route starts reading: `new` (events stored from
+	// now on), `all` (everything the event stream still holds), an RFC 3339
+	// time such as `2026-11-27T08:00:00Z` (events stored from then on), a
+	// duration such as `90m`, `2h` or `7d` (whole days) that reaches back
+	// from when the consumer is created, or `seq:N` (from stream sequence N
+	// on). It applies only when the route's durable consumer is created. An
+	// existing route always resumes where it stopped, whatever this says;
+	// vrelay logs at info that it keeps the position. To deliver older
+	// events again, use `vrelay route replay`. See
+	// [delivery.md](delivery.md#start-positions). Default "new".
 	StartAt string `yaml:"startAt"`
 	// OrderBy, when set, delivers the events of one key one at a time, in
-	// stream order, and events of different keys in parallel up to
-	// maxInFlight. It is an expr-lang expression over the CloudEvent, in the
-	// environment of route filters (docs/filters.md), such as
-	// `data.Vm.Vm.Value` or `subject`; its value (string, number or bool)
-	// is the key. The empty string orders the whole route. Events whose key
-	// is nil, of another type, or fails to evaluate share one default
-	// key. A failing event holds back only its own key: it is retried in
-	// place, never overtaken. Unset by default: no order. Not with maxBatch
-	// above 1. See docs/delivery.md, "Ordered delivery".
+	// stream order, and different keys in parallel up to `maxInFlight`. It
+	// is an expression in the filter language ([filters.md](filters.md)),
+	// over the CloudEvent, whose value (string, number or bool) is the key,
+	// such as `data.Vm.Vm.Value` or `subject`; `""` orders the whole route.
+	// Events whose key is nil, of another type, or fails to evaluate share
+	// one default lane. A failing event holds back only its own key: it is
+	// retried in place, never overtaken. Not with `maxBatch` above 1. See
+	// [delivery.md](delivery.md#ordered-delivery). Default: unset, no order.
 	OrderBy *string `yaml:"orderBy"`
-	// RateLimit, if set, caps the events per second the route sends, across
-	// all its workers. Default: no limit.
+	// RateLimit, if set, caps the events per second the route sends, in
+	// each vrelay process, shared by all its workers. Default: no limit.
 	RateLimit *RateLimit `yaml:"rateLimit"`
 }
 
@@ -71,9 +82,11 @@ type Delivery struct {
 // half and all of min(Initial × 2^(n-1), Max). A sink's Retry-After is
 // honoured up to Max.
 type Backoff struct {
-	// Initial is the pause after the first failure. Default "1s".
+	// Initial is the pause after the first failed attempt. Must be
+	// positive. Default "1s".
 	Initial time.Duration `yaml:"initial"`
-	// Max caps the pause and a sink's Retry-After. Default "5m".
+	// Max is the longest pause, and the cap on a receiver's `Retry-After`.
+	// Must not be shorter than `backoff.initial`. Default "5m".
 	Max time.Duration `yaml:"max"`
 }
 

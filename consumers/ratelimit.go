@@ -20,11 +20,16 @@ import (
 // replicas each has its own. A sink's Retry-After still delays the events
 // it names, on top of the limit.
 type RateLimit struct {
-	// PerSecond is the sustained rate, in events a second; fractions are
-	// allowed (0.5 is one event every 2 s). Required, above 0.
+	// PerSecond is the most events a second this route sends, in each
+	// vrelay process, shared by all its workers. Fractions are allowed
+	// (`0.5` is one event every 2 s). Must be above 0. Each event takes a
+	// token; an event of a batch takes one, and a batch at most `burst`. A
+	// receiver's `Retry-After` still delays the events it names. See
+	// [delivery.md](delivery.md#rate-limits). Required.
 	PerSecond float64 `yaml:"perSecond"`
-	// Burst is how many events may go at once after a quiet spell. Default
-	// max(1, ceil(perSecond)): at most about one second's worth.
+	// Burst is how many events may go at once after a quiet spell: by
+	// default about one second's worth. At least 1. Default: `perSecond`
+	// rounded up, at least 1.
 	Burst int `yaml:"burst"`
 }
 

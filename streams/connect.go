@@ -20,33 +20,41 @@ import (
 // clustered deployment). It is the `nats.external` section of the YAML file.
 // At most one way to authenticate is set.
 type ExternalConfig struct {
-	// URL lists the servers, comma-separated: "nats://nats-0:4222,nats://nats-1:4222".
-	// Required.
+	// URL is one or more server URLs, comma-separated. Each needs a host,
+	// such as `nats://nats-0:4222` or `tls://nats.example.com:4222`. A URL may
+	// not carry a user or password: use the fields below. Required.
 	URL string `yaml:"url"`
-	// User and Password authenticate with a user name and password.
-	User     string     `yaml:"user"`
+	// User is the user name for user/password authentication. Needs
+	// `password`.
+	User string `yaml:"user"`
+	// Password is the password for `user`.
 	Password secret.Ref `yaml:"password"`
-	// Token authenticates with a token.
+	// Token is the token for token authentication.
 	Token secret.Ref `yaml:"token"`
-	// CredsFile is a NATS credentials file (JWT and NKey seed), mounted from a Secret.
+	// CredsFile is a NATS credentials file (user JWT and NKey seed), for
+	// example mounted from a Kubernetes Secret.
 	CredsFile string `yaml:"credsFile"`
 	// NKeySeedFile is a file holding an NKey user seed.
 	NKeySeedFile string `yaml:"nkeySeedFile"`
 	// TLS configures the client side of TLS; tls:// URLs or a CA file turn it on.
 	TLS ClientTLS `yaml:"tls"`
-	// ConnectTimeout bounds each connection attempt. Default "5s".
+	// ConnectTimeout bounds each connection attempt. Must not be negative.
+	// Default "5s".
 	ConnectTimeout time.Duration `yaml:"connectTimeout"`
 }
 
 // ClientTLS is the client side of a TLS connection.
 type ClientTLS struct {
 	// CAFile is a PEM bundle of the CAs that signed the server certificates.
-	// Default: the system pool.
+	// Default: system roots.
 	CAFile string `yaml:"caFile"`
-	// CertFile and KeyFile are a client certificate for mutual TLS.
+	// CertFile is a client certificate for mutual TLS, with `keyFile`. Set
+	// both or neither.
 	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
+	// KeyFile is the private key of `certFile`.
+	KeyFile string `yaml:"keyFile"`
 	// SkipTLSVerify accepts any server certificate. For tests only.
+	// Default false.
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 }
 

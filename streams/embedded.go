@@ -23,25 +23,33 @@ import (
 // EmbeddedConfig runs nats-server with JetStream inside the vrelay process.
 // It is the `nats.embedded` section of the YAML file.
 type EmbeddedConfig struct {
-	// DataDir holds the JetStream file store (events, dead letters,
-	// checkpoints). Keep it on persistent storage. Default "data".
+	// DataDir is where JetStream keeps its files: events, dead letters,
+	// source checkpoints and route positions. Put it on persistent storage
+	// (a PersistentVolume in Kubernetes). vrelay creates it if needed and
+	// locks it: a second vrelay process on the same directory fails at
+	// start-up with `data dir ... is in use by another vrelay process`.
+	// Default `data` (relative to the working directory).
 	DataDir string `yaml:"dataDir"`
-	// Listen is the address NATS clients (the nats CLI) connect to, or "off"
-	// to accept in-process connections only. Port 0 picks a free port.
-	// Default "127.0.0.1:4222". An address other than loopback needs Auth.
+	// Listen is where NATS clients such as the `nats` CLI can connect.
+	// vrelay itself always uses an in-process connection. `off` accepts no
+	// network connections at all. Port `0` picks a free port. An address
+	// other than loopback needs `auth`. Default "127.0.0.1:4222".
 	Listen string `yaml:"listen"`
-	// Auth, when set, makes every client authenticate, vrelay's own
-	// in-process connection and the vrelay CLI included (they send the
-	// credentials themselves): a token, or a user and password. Without it
-	// any client that reaches Listen may publish events and rewrite
-	// checkpoints; in a Kubernetes pod every container shares loopback.
+	// Auth is the credentials every NATS client must send: `token`, or
+	// `user` and `password`. vrelay's own in-process connection and the
+	// vrelay CLI send them too. Without it any client that reaches `listen`
+	// may publish events and rewrite checkpoints; in a Kubernetes pod every
+	// container shares loopback. See
+	// [nats.embedded.auth](#natsembeddedauth).
 	Auth *auth.Config `yaml:"auth"`
-	// SyncInterval is how often JetStream fsyncs its files, or "always" to
-	// fsync every write. A killed process loses nothing either way; a power
-	// loss can lose up to one interval on a single node. Default "1s".
+	// SyncInterval is how often JetStream flushes its files to disk with
+	// fsync. `always` flushes every write. A killed process loses nothing
+	// either way; a power loss can lose up to one interval of acknowledged
+	// events. See [delivery.md](delivery.md#power-loss-and-syncinterval).
+	// Must be positive. Default "1s".
 	SyncInterval string `yaml:"syncInterval"`
-	// ServerName names the embedded server in `nats server ls` and logs.
-	// Default "vrelay".
+	// ServerName is the server's name in `nats server ls` and in logs. No
+	// spaces, `.`, `*` or `>`. Default "vrelay".
 	ServerName string `yaml:"serverName"`
 }
 

@@ -32,11 +32,14 @@ const (
 // tags, as JetStream's placement does. It is passed unchanged to every
 // stream and bucket vrelay creates.
 type Placement struct {
-	// Cluster is the name of the NATS cluster that holds them. Default:
-	// the cluster of the server vrelay is connected to.
+	// Cluster is the NATS cluster (its `cluster.name`) that holds every
+	// stream and bucket of vrelay. Default: the cluster of the server vrelay
+	// is connected to.
 	Cluster string `yaml:"cluster"`
-	// Tags are server tags (`server_tags` in nats-server.conf) that every
-	// server holding a replica must carry.
+	// Tags are server tags (`server_tags` in the NATS configuration) every
+	// server holding a replica must carry. With `placement.cluster`, this is
+	// JetStream placement, passed as it is to every stream and bucket.
+	// Changing it on an existing stream makes JetStream move the stream.
 	Tags []string `yaml:"tags"`
 }
 
@@ -49,28 +52,41 @@ func (p *Placement) js() *jetstream.Placement {
 
 // Config sizes the streams. It is the `streams` section of the YAML file.
 type Config struct {
-	// SubjectRoot is the first token of every event subject. Default "vmware".
+	// SubjectRoot is the first token of every event subject:
+	// `vmware.vcenter.vc01.VmPoweredOnEvent`. One token: no `.`, `*`, `>`,
+	// `$` or spaces. `vrelay` is reserved for the dead-letter stream.
+	// Default "vmware".
 	SubjectRoot string `yaml:"subjectRoot"`
-	// MaxAge is how long the event stream keeps an event. Default "168h" (7 days).
+	// MaxAge is how long the event stream keeps an event, whatever the
+	// routes did with it. Must not be negative. Default "168h" (7 days).
 	MaxAge time.Duration `yaml:"maxAge"`
-	// MaxBytes caps the event stream's size; the oldest events go first.
-	// Default -1 (no cap besides MaxAge and the disk).
+	// MaxBytes is the size cap of the event stream. When it is full, the
+	// oldest events are removed first. `-1` means no cap besides `maxAge`
+	// and the disk. Default `-1` (no cap).
 	MaxBytes int64 `yaml:"maxBytes"`
-	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id to drop a
-	// replayed event. It must cover the longest replay after a crash (a
-	// source's checkpoint period plus its restart time). Default "10m".
+	// DuplicateWindow is how long JetStream remembers each event's
+	// `Nats-Msg-Id` to drop a second copy. It must cover the longest replay
+	// after a crash (a source's checkpoint period plus its restart time).
+	// See [delivery.md](delivery.md#de-duplication). At least `1s`, and not
+	// more than `maxAge`. Default "10m".
 	DuplicateWindow time.Duration `yaml:"duplicateWindow"`
-	// Replicas is the number of copies of every stream and bucket: 1 on the
-	// embedded server, 3 on a clustered NATS. Default 1.
+	// Replicas is the number of copies of each stream (events, dead
+	// letters, replays) and of each bucket (checkpoints, leases). Use 1 on
+	// the embedded server and 3 on a three-node cluster. From 1 to 5.
+	// Default `1`.
 	Replicas int `yaml:"replicas"`
-	// DLQMaxAge is how long a dead letter is kept. Default "720h" (30 days).
+	// DLQMaxAge is how long a dead letter is kept, and a replay that its
+	// route has not taken. The dead-letter stream has no size cap. Must not
+	// be negative. Default "720h" (30 days).
 	DLQMaxAge time.Duration `yaml:"dlqMaxAge"`
-	// LeaseTTL is the time to live of a polling source's lease (the
-	// bucket-level TTL of vrelay_leases): with an external NATS, the
-	// replica holding the lease renews it every third of it, and when that
-	// replica dies another takes over within about one LeaseTTL. Shorter
-	// means faster failover but more renewals and a higher risk that a
-	// NATS leader election outlasts a renewal. Default "15s", at least "1s".
+	// LeaseTTL is the time to live of a polling source's lease: the TTL of
+	// the bucket `vrelay_leases`. Used only with `nats.external`. The holder
+	// renews every third of it; when the holder dies without releasing (a
+	// crash, a lost node), another replica takes over about one `leaseTTL`
+	// later. A replica that stops on SIGTERM releases at once. Shorter means
+	// faster failover but more renewals, and a NATS outage (or a leader
+	// election) longer than it makes the holder stop polling until the
+	// lease is taken again. At least `1s`. Default "15s".
 	LeaseTTL time.Duration `yaml:"leaseTTL"`
 	// Placement, when set, places every stream and bucket on a cluster or
 	// on tagged servers. Default: none (JetStream chooses).

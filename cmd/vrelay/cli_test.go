@@ -162,7 +162,7 @@ func TestDLQAndTailCommands(t *testing.T) {
 		t.Errorf("dlq purge: code %d, output %q", code, out)
 	}
 
-	code, out, errOut = runCLI("tail", "-server", url, "-since", "1h", "-n", "2")
+	code, out, errOut = runCLI("tail", "-server", url, "-since", "1h", "-n", "2", "-json")
 	if code != 0 || !strings.Contains(out, `"id":"dead-1"`) || !strings.Contains(out, `"id":"dead-2"`) {
 		t.Errorf("tail: code %d, out %q, err %q; want both events", code, out, errOut)
 	}

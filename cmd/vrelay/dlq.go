@@ -21,9 +21,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
 
 	"github.com/vrelay/vrelay/consumers/deadletter"
+	"github.com/vrelay/vrelay/filters"
 	"github.com/vrelay/vrelay/internal/config"
+	"github.com/vrelay/vrelay/internal/eventline"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -415,10 +418,16 @@ func oneLine(s string, n int) string {
 }
 
 const tailUsage = `Usage:
-  vrelay tail [-config FILE | -server URL] [-since DURATION] [-n N] [SUBJECT]
+  vrelay tail [-config FILE | -server URL] [-since DURATION] [-n N]
+              [-filter EXPR] [-json] [-color auto|always|never] [SUBJECT]
 
-Prints the events stored on SUBJECT (default: every event), one CloudEvent
-JSON per line, as they arrive. -since starts that far back; -n stops after N.
+Prints the events stored on SUBJECT (default: every event) as they arrive,
+one line each: time, type, source, what the event concerns (vm=, host=,
+user=, machine=) and its message. -json prints each event's CloudEvent JSON
+as stored instead. -filter keeps the events a route filter expression
+matches (see docs/routes.md). -color auto colours lines on a terminal
+unless NO_COLOR is set. -since starts that far back; -n stops after N
+printed events.
 `
 
 // cmdTail follows the event stream. Unlike `nats sub`, it reads what
@@ -430,12 +439,36 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	configPath, server := addConnFlags(fs)
 	since := fs.Duration("since", 0, "start this far back, such as 10m (default: new events only)")
 	maxN := fs.Int("n", 0, "stop after `N` events (0: follow until interrupted)")
+	filterSrc := fs.String("filter", "", "print only the events this filter `EXPR`ession matches")
+	asJSON := fs.Bool("json", false, "print each event's stored CloudEvent JSON")
+	colorMode := fs.String("color", "auto", "colour lines: auto (on a terminal without NO_COLOR), always or never")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprint(stderr, tailUsage)
 		return 2
+	}
+	var color bool
+	switch *colorMode {
+	case "auto":
+		f, ok := stdout.(*os.File)
+		color = ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == ""
+	case "always":
+		color = true
+	case "never":
+	default:
+		fmt.Fprintf(stderr, "vrelay tail: -color: got %q, want auto, always or never\n", *colorMode)
+		return 2
+	}
+	var filter *filters.Filter
+	if *filterSrc != "" {
+		f, err := filters.Compile(*filterSrc)
+		if err != nil {
+			fmt.Fprintln(stderr, "vrelay tail: -filter:", err)
+			return 2
+		}
+		filter = f
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -459,7 +492,9 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vrelay tail:", err)
 		return 1
 	}
-	for n := 0; *maxN == 0 || n < *maxN; n++ {
+	style := eventline.Style{Color: color}
+	var line []byte
+	for n := 0; *maxN == 0 || n < *maxN; {
 		msg, err := c.Next(jetstream.FetchContext(ctx))
 		if err != nil {
 			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -468,7 +503,37 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "vrelay tail:", err)
 			return 1
 		}
-		fmt.Fprintln(stdout, string(msg.Data()))
+		if *asJSON && filter == nil {
+			fmt.Fprintln(stdout, string(msg.Data()))
+			n++
+			continue
+		}
+		ev, err := streams.Decode(msg.Data())
+		if err != nil {
+			// Not a CloudEvent vrelay stored (a stray `nats pub`): show it
+			// as it is rather than hide it, unless a filter asks for events.
+			if filter == nil {
+				fmt.Fprintf(stdout, "%s: undecodable: %s\n", msg.Subject(), msg.Data())
+				n++
+			}
+			continue
+		}
+		if filter != nil {
+			// A filter that fails at run time is no match, as on a route.
+			if ok, err := filter.Match(ev); err != nil || !ok {
+				continue
+			}
+		}
+		n++
+		if *asJSON {
+			fmt.Fprintln(stdout, string(msg.Data()))
+			continue
+		}
+		line = append(style.Append(line[:0], &ev, msg.Subject()), '\n')
+		if _, err := stdout.Write(line); err != nil {
+			fmt.Fprintln(stderr, "vrelay tail:", err)
+			return 1
+		}
 	}
 	return 0
 }

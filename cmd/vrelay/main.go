@@ -37,10 +37,11 @@ Usage:
   vrelay dlq      show   SEQ
   vrelay dlq      replay (-route R | -all) [SEQ...]
   vrelay dlq      purge  (-route R | -all) [-yes] [SEQ...]
-  vrelay tail     [-since 10m] [-n N] [SUBJECT]
+  vrelay tail     [-since 10m] [-n N] [-filter EXPR] [-json] [-color auto|always|never] [SUBJECT]
   vrelay route    test ROUTE [-last N] [-since 1h]
   vrelay route    replay ROUTE -since 2h [-until T] [-filter EXPR]
   vrelay checkpoint list|show|delete [KEY] [-force]
+  vrelay config   schema
   vrelay migrate  -from FILE [-from FILE ...] [-o OUT]
   vrelay version  (or --version)
 
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTail(args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
 	case "route":
 		return cmdRoute(args[1:], stdout, stderr)
 	case "migrate":

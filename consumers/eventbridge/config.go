@@ -39,17 +39,17 @@ const (
 //	detailType: subject
 //	pattern: {"detail": {"subject": ["VmPoweredOnEvent", "VmPoweredOffEvent"]}}
 type Config struct {
-	// Region is the AWS region of the event bus, such as "eu-west-1".
-	// Required: it selects the endpoint and scopes the request signature.
+	// Region is the AWS region of the bus, such as `eu-west-1`. It selects the
+	// endpoint and scopes the request signature. Required.
 	Region string `yaml:"region"`
 
 	// EventBus is the name or ARN of the event bus every entry goes to.
 	// Default "default" (the account's default bus).
 	EventBus string `yaml:"eventBus"`
 
-	// Endpoint overrides the service URL, for VPC interface endpoints
-	// (https://vpce-….events.eu-west-1.vpce.amazonaws.com) and tests.
-	// Default: the region's public endpoint.
+	// Endpoint overrides the service URL: a VPC interface endpoint
+	// (`https://vpce-….events.eu-west-1.vpce.amazonaws.com`), or a test
+	// endpoint. Default: the region's public endpoint.
 	Endpoint string `yaml:"endpoint"`
 
 	// Credentials, when set, are a static access key read from env or files.
@@ -59,32 +59,33 @@ type Config struct {
 	Credentials *Credentials `yaml:"credentials"`
 
 	// DetailType says which CloudEvent attribute becomes the entry's
-	// DetailType: "type" (default) or "subject" (for the VMware Event
-	// Router shape, whose type is the same for every event).
+	// DetailType. "type": the CloudEvent type. "subject": the CloudEvent
+	// subject (the vCenter event class in the `router` format, whose type is
+	// the same for every event), or the type for an event without a subject.
+	// Default "type".
 	DetailType string `yaml:"detailType"`
 
-	// Pattern is an EventBridge event pattern applied before sending:
-	// events it does not match are not sent (and are acked as handled).
-	// A YAML mapping or a string of JSON. Default unset: send everything.
-	// Prefer the route's filter; Pattern exists so that migrated
-	// EventBridge rules keep working. See package pattern for what it
-	// supports and docs/delivery.md for the fields it can address.
+	// Pattern is an EventBridge event pattern applied before sending: events
+	// it does not match are not sent (and are acked as handled). A YAML
+	// mapping or a JSON string. Prefer the route's filter; Pattern exists so
+	// that migrated EventBridge rules keep working. See
+	// [delivery.md](delivery.md#eventbridge) for what it supports and the
+	// fields it can address. Default: none, send everything.
 	Pattern any `yaml:"pattern"`
 
-	// Timeout bounds one PutEvents call on top of the caller's context.
-	// A duration such as "10s"; default 10s. Keep it shorter than the
-	// route's sendTimeout.
+	// Timeout bounds one `PutEvents` call. It may not exceed the route's
+	// `delivery.sendTimeout`. Default "10s".
 	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Credentials is a static AWS access key. Both fields are required.
 type Credentials struct {
-	// AccessKeyID names where the access key id lives.
+	// AccessKeyID is a static access key id. With `secretAccessKey`. Required.
 	AccessKeyID secret.Ref `yaml:"accessKeyId"`
-	// SecretAccessKey names where the secret access key lives.
+	// SecretAccessKey is the static secret access key. Required.
 	SecretAccessKey secret.Ref `yaml:"secretAccessKey"`
-	// SessionToken names where a session token lives, for temporary
-	// credentials. Optional. They expire: prefer the default chain.
+	// SessionToken is the session token of temporary credentials. Optional.
+	// They expire; prefer the default chain.
 	SessionToken secret.Ref `yaml:"sessionToken"`
 }
 

@@ -40,19 +40,25 @@ const DefaultTimeout = 10 * time.Second
 //	  caFile: /etc/vrelay/ca.pem
 //	timeout: 10s
 type Config struct {
-	// URL is the absolute http or https URL that each event is POSTed to.
-	// Required. It may not hold credentials (use Auth). Redirects are not
-	// followed, so it must name the final location.
+	// URL is the absolute `http://` or `https://` URL that each event is
+	// POSTed to. It may not contain a user or password; use `auth`. Redirects
+	// are not followed: a 3xx answer is a permanent failure, so name the final
+	// location. A query string is allowed; it is replaced by `redacted` in
+	// error messages. Required.
 	URL string `yaml:"url"`
 
-	// Mode is the CloudEvents HTTP content mode: "binary" (default) or
-	// "structured".
+	// Mode is the CloudEvents HTTP content mode. "binary": attributes in
+	// `ce-*` headers, the data as the body. Knative and VEBA functions expect
+	// this mode. "structured": the whole event as one JSON object with
+	// `Content-Type: application/cloudevents+json`, exactly as stored: JSON
+	// data verbatim, text as a JSON string, other data as `data_base64` (see
+	// [delivery.md](delivery.md#what-is-stored)). Default "binary".
 	Mode string `yaml:"mode"`
 
-	// Headers are added to every request, for routing or tenancy headers a
-	// receiver needs. Names starting with "ce-" and Content-Type belong to
-	// the CloudEvents binding and are refused, as is Authorization, whose
-	// value would be a secret written inline (use Auth). Default none.
+	// Headers are extra headers on every request, for example for routing or
+	// tenancy. Not allowed: `ce-*` headers, `Content-Type` (both belong to the
+	// CloudEvents binding) and `Authorization` (use `auth`, so the credential
+	// comes from a secret). Values may not contain control characters.
 	Headers map[string]string `yaml:"headers"`
 
 	// Auth authenticates each request. At most one method. Default none.
@@ -61,9 +67,9 @@ type Config struct {
 	// TLS configures how https URLs are verified. Default: the system roots.
 	TLS TLS `yaml:"tls"`
 
-	// Timeout bounds one delivery attempt, from dialling to the response
-	// headers, on top of the caller's context. A duration such as "10s";
-	// default 10s. Keep it shorter than the route's AckWait.
+	// Timeout bounds one attempt: connecting, sending and waiting for the
+	// answer (the response headers). It may not exceed the route's
+	// `delivery.sendTimeout`. Default "10s".
 	Timeout time.Duration `yaml:"timeout"`
 }
 
@@ -77,26 +83,29 @@ type Auth struct {
 
 // BasicAuth is HTTP basic authentication.
 type BasicAuth struct {
-	// Username is the user name. Required. It is not a secret.
+	// Username is the HTTP Basic user name. It may not contain `:`. It is not
+	// a secret. Required.
 	Username string `yaml:"username"`
-	// Password names where the password lives. Required.
+	// Password is the HTTP Basic password. Required.
 	Password secret.Ref `yaml:"password"`
 }
 
 // BearerAuth is a bearer token.
 type BearerAuth struct {
-	// Token names where the token lives. Required. It is read once at
-	// start-up; restart vrelay to pick up a rotated token.
+	// Token sends `Authorization: Bearer <token>`. It is read once at
+	// start-up; restart vrelay to pick up a rotated token. Required.
 	Token secret.Ref `yaml:"token"`
 }
 
 // TLS configures server verification for https URLs.
 type TLS struct {
-	// CAFile is a PEM file of CA certificates to trust instead of the system
-	// roots, for receivers behind a private CA. Default unset (system roots).
+	// CAFile is a PEM file of CAs to trust instead of the system roots, for a
+	// receiver behind a private CA. Default: system roots.
 	CAFile string `yaml:"caFile"`
-	// SkipTLSVerify turns off verification of the server certificate. It
-	// invites a man in the middle; use CAFile where possible. Default false.
+	// SkipTLSVerify accepts any server certificate, which invites a man in the
+	// middle: use `caFile` where possible. It cannot be combined with
+	// `caFile`. vrelay logs a warning at start-up when it is set. Default
+	// `false`.
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 }
 

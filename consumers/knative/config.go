@@ -23,10 +23,11 @@ import (
 //	mode: binary
 //	timeout: 10s
 type Config struct {
-	// URI is where events go. Alone it must be an absolute http or https
-	// URL and no Kubernetes API is used. With Ref it must be relative (a
-	// path and/or query, "/hello?filter=test") and is resolved against the
-	// address of Ref, as Knative resolves a Destination. Default unset.
+	// URI is where events go: without `ref`, an absolute `http://` or
+	// `https://` URL, and no Kubernetes API is used; with `ref`, a relative
+	// reference (path and/or query, such as `/hello?filter=test`) resolved
+	// against the object's address, as Knative resolves a Destination. Set
+	// `ref`, `uri` or both. Default: none.
 	URI string `yaml:"uri"`
 
 	// Ref names an addressable Kubernetes object whose address receives the
@@ -36,17 +37,17 @@ type Config struct {
 	// Ref, URI or both.
 	Ref *Ref `yaml:"ref"`
 
-	// Kubeconfig is the path of a kubeconfig file used to resolve Ref.
-	// Default: the pod's service account when vrelay runs in a cluster,
-	// else $KUBECONFIG, else ~/.kube/config. Unused without Ref.
+	// Kubeconfig is the kubeconfig file used to resolve `ref`. Only allowed
+	// with `ref`. Default: the pod's service account when vrelay runs in a
+	// cluster, else `$KUBECONFIG`, else `~/.kube/config`.
 	Kubeconfig string `yaml:"kubeconfig"`
 
-	// Mode is the CloudEvents HTTP content mode: "binary" (default) or
-	// "structured".
+	// Mode is the CloudEvents HTTP content mode, as for the http sink:
+	// "binary" or "structured". See [HTTP sink](#http-sink). Default "binary".
 	Mode string `yaml:"mode"`
 
-	// Headers are added to every request, with the rules of the http sink:
-	// no ce-*, Content-Type or Authorization. Default none.
+	// Headers are added to every request, with the rules of the http sink: no
+	// `ce-*`, `Content-Type` or `Authorization`. Default: none.
 	Headers map[string]string `yaml:"headers"`
 
 	// Auth authenticates each request, as for the http sink. Default none.
@@ -56,23 +57,25 @@ type Config struct {
 	// roots.
 	TLS httpsink.TLS `yaml:"tls"`
 
-	// Timeout bounds one delivery attempt, as for the http sink. A duration
-	// such as "10s"; default 10s. Resolving Ref shares this bound.
+	// Timeout bounds one attempt, as for the http sink, and also one
+	// resolution of `ref`. It may not exceed the route's
+	// `delivery.sendTimeout`. Default "10s".
 	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Ref is a reference to an addressable object, Knative's KReference.
 type Ref struct {
-	// APIVersion is the object's group/version: "eventing.knative.dev/v1",
-	// "serving.knative.dev/v1", "v1". Required.
+	// APIVersion is the group/version of the object: `eventing.knative.dev/v1`
+	// (Broker), `serving.knative.dev/v1` (Knative Service), `v1` (plain
+	// Service), or any kind with `status.address.url`. Required.
 	APIVersion string `yaml:"apiVersion"`
-	// Kind is the object's kind: "Broker", "Service". Required.
+	// Kind is the object's kind: `Broker`, `Service`, … Required.
 	Kind string `yaml:"kind"`
 	// Name is the object's name. Required.
 	Name string `yaml:"name"`
-	// Namespace is the object's namespace. Default: the namespace vrelay
-	// runs in (its service account's) in a cluster, else the kubeconfig
-	// context's namespace, else "default".
+	// Namespace is the object's namespace. Default: vrelay's namespace: in a
+	// cluster, the namespace of vrelay's service account; with a kubeconfig,
+	// its context's namespace; else `default`.
 	Namespace string `yaml:"namespace"`
 }
 

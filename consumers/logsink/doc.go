@@ -1,6 +1,8 @@
-// Package logsink writes each event as one line of structured-mode
-// CloudEvent JSON to a stream (stdout by default), for debugging routes and
-// filters, for `kubectl logs`-driven pipelines, and as the sink of a dry run.
+// Package logsink writes each event as one line to a stream (stdout by
+// default), for debugging routes and filters, for `kubectl logs`-driven
+// pipelines, and as the sink of a dry run. The line is the structured-mode
+// CloudEvent JSON (format json, the default) or the readable line of
+// package eventline (format line), as `vrelay tail` prints it.
 //
 // Contract: [Sink.Send] writes the whole event, newline-terminated, in one
 // Write call under a lock, so concurrent sends never interleave lines. It

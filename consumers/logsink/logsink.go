@@ -2,6 +2,7 @@ package logsink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vrelay/vrelay/consumers"
 	"github.com/vrelay/vrelay/internal/cfgerr"
+	"github.com/vrelay/vrelay/internal/eventline"
 )
 
 // Outputs a Config may name.
@@ -20,14 +22,27 @@ const (
 	OutputStderr = "stderr"
 )
 
+// Formats a Config may name.
+const (
+	FormatJSON = "json"
+	FormatLine = "line"
+)
+
 // Config is the operator's configuration of a log sink.
 //
 //	output: stderr
+//	format: line
 type Config struct {
-	// Output is the stream events are written to: "stdout" (default) or
-	// "stderr". Use stderr when vrelay's own logs go to stdout, or the
-	// other way round, to keep events apart from log records.
+	// Output is the stream events are written to: "stdout" or "stderr".
+	// vrelay writes its own log to stderr, so the default keeps events and
+	// log records apart. Default "stdout".
 	Output string `yaml:"output"`
+	// Format is how each event is written: "json", the whole
+	// structured-mode CloudEvent as one JSON line, for programs reading the
+	// stream; or "line", one short readable line (time, type, source,
+	// vm=/host=/user=/machine=, message) without colour, for people
+	// watching. Default "json".
+	Format string `yaml:"format"`
 }
 
 // SetDefaults fills unset fields with their defaults; [New] calls it.
@@ -35,16 +50,26 @@ func (c *Config) SetDefaults() {
 	if c.Output == "" {
 		c.Output = OutputStdout
 	}
+	if c.Format == "" {
+		c.Format = FormatJSON
+	}
 }
 
 // Validate reports every problem with c, as cfgerr field errors relative to
-// the sink ("output").
+// the sink ("output", "format").
 func (c Config) Validate() error {
+	var errs []error
 	switch c.Output {
 	case "", OutputStdout, OutputStderr:
-		return nil
+	default:
+		errs = append(errs, cfgerr.Newf("output", "got %q, want %q or %q", c.Output, OutputStdout, OutputStderr))
 	}
-	return cfgerr.Newf("output", "got %q, want %q or %q", c.Output, OutputStdout, OutputStderr)
+	switch c.Format {
+	case "", FormatJSON, FormatLine:
+	default:
+		errs = append(errs, cfgerr.Newf("format", "got %q, want %q or %q", c.Format, FormatJSON, FormatLine))
+	}
+	return errors.Join(errs...)
 }
 
 // Option configures what code, not the operator, injects into a [Sink].
@@ -60,10 +85,12 @@ func WithWriter(w io.Writer) Option {
 	return func(o *options) { o.w = w }
 }
 
-// Sink writes one JSON CloudEvent per line. It is safe for concurrent use.
+// Sink writes one line per event: JSON or readable, as Config.Format says.
+// It is safe for concurrent use.
 type Sink struct {
-	mu sync.Mutex // serialises writes so lines never interleave
-	w  io.Writer
+	mu     sync.Mutex // serialises writes so lines never interleave
+	w      io.Writer
+	encode func(dst []byte, ev *event.Event) ([]byte, error)
 }
 
 // New checks cfg and returns a sink writing to the stream it names, or to
@@ -83,21 +110,40 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 			o.w = os.Stderr
 		}
 	}
-	return &Sink{w: o.w}, nil
+	encode := encodeJSON
+	if cfg.Format == FormatLine {
+		encode = encodeLine
+	}
+	return &Sink{w: o.w, encode: encode}, nil
 }
 
-// Send writes ev as one line of structured-mode JSON. An event that cannot
+// encodeJSON appends the structured-mode JSON of ev and a newline to dst.
+func encodeJSON(dst []byte, ev *event.Event) ([]byte, error) {
+	b, err := format.JSON.Marshal(ev)
+	if err != nil {
+		return dst, err
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+// encodeLine appends the readable line of ev and a newline to dst. The
+// sink does not see the subject, so the source column is the host of the
+// CloudEvent source.
+func encodeLine(dst []byte, ev *event.Event) ([]byte, error) {
+	return append(eventline.Style{}.Append(dst, ev, ""), '\n'), nil
+}
+
+// Send writes ev as one line. An event that cannot
 // be encoded is [consumers.Permanent]; a failed write is retryable. If ctx
 // is already done, Send writes nothing and returns its error.
 func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	line, err := format.JSON.Marshal(&ev)
+	line, err := s.encode(nil, &ev)
 	if err != nil {
 		return consumers.Permanent(fmt.Errorf("encode event %s: %w", ev.ID(), err))
 	}
-	line = append(line, '\n')
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,13 +173,13 @@ func (s *Sink) SendBatch(ctx context.Context, evs []event.Event) []error {
 	ends := make([]int, len(evs))
 	var buf []byte
 	for i := range evs {
-		line, err := format.JSON.Marshal(&evs[i])
+		b, err := s.encode(buf, &evs[i])
 		if err != nil {
 			errs[i] = consumers.Permanent(fmt.Errorf("encode event %s: %w", evs[i].ID(), err))
 			ends[i] = -1
 			continue
 		}
-		buf = append(append(buf, line...), '\n')
+		buf = b
 		ends[i] = len(buf)
 	}
 	if len(buf) == 0 {

@@ -32,35 +32,36 @@ const internalRoot = "vrelay"
 //	password: {fromFile: /var/run/secrets/nats/password}
 //	tls: {caFile: /etc/vrelay/nats-ca.pem}
 type Config struct {
-	// Subject is where each event is republished. Required. It may hold
-	// the placeholders {type} and {source}, replaced by the event's type
-	// and source with '.', '*', '>' and white space made '_'
-	// ("republished.{type}" gives
-	// "republished.com_vmware_vsphere_VmPoweredOnEvent_v0"). It may not
-	// fall inside the event stream's subjects (`vmware.>`) or vrelay's own
-	// (`vrelay.>`): republishing there would feed the events back in.
+	// Subject is where each event goes. `{type}` and `{source}` are replaced
+	// by the event's type and source, with `.`, `*`, `>` and white space made
+	// `_` (`republished.{type}` gives
+	// `republished.com_vmware_vsphere_VmPoweredOnEvent_v0`). No wildcards. It
+	// may not start with the event stream's root (`vmware`, or
+	// `streams.subjectRoot`) or with `vrelay`: republishing into
+	// `VMWARE_EVENTS` or vrelay's own streams would loop, and `vrelay
+	// validate` says so. Required.
 	Subject string `yaml:"subject"`
 
-	// JetStream publishes through JetStream and waits for the stream's
-	// PubAck, so an event counts as delivered only once a stream stored it;
-	// a stream must then capture Subject (create it yourself). With false
-	// (default) a core publish counts as delivered once the server has
-	// taken it, whether or not anyone listens.
+	// JetStream, when true, publishes through JetStream and counts the event
+	// delivered only on the stream's PubAck. Create a stream that captures
+	// `subject` yourself; until it exists, sends fail and are retried (`no
+	// stream stores this subject`). With false, a core publish, delivered once
+	// the server took it, whether or not anyone subscribes. Default `false`.
 	JetStream bool `yaml:"jetstream"`
 
-	// URL is the NATS server (or comma-separated servers) to publish to.
-	// Default: the connection vrelay itself uses (embedded or
-	// nats.external), which needs no credentials here.
+	// URL is a NATS server elsewhere, `nats://host:4222` or comma-separated
+	// servers; `tls://` for TLS. Default: vrelay's own connection (embedded or
+	// `nats.external`), which needs no credentials here.
 	URL string `yaml:"url"`
 
-	// User and Password authenticate to URL with a user name and password.
-	// Default none.
-	User     string     `yaml:"user"`
+	// User is the user name for `url`, with `password`. Default: none.
+	User string `yaml:"user"`
+	// Password is the password of `user`. Default: none.
 	Password secret.Ref `yaml:"password"`
-	// Token authenticates to URL with a token. Default none.
+	// Token is the token for `url`. Default: none.
 	Token secret.Ref `yaml:"token"`
-	// CredsFile is a NATS credentials file (JWT and NKey seed) for URL,
-	// mounted from a Secret. Default none.
+	// CredsFile is a NATS credentials file (JWT and NKey seed) for `url`, for
+	// example mounted from a Secret. Default: none.
 	CredsFile string `yaml:"credsFile"`
 
 	// TLS configures how a tls:// URL is verified. Default: the system roots.
@@ -69,8 +70,8 @@ type Config struct {
 
 // TLS configures server verification for URL.
 type TLS struct {
-	// CAFile is a PEM bundle of the CAs that signed the server
-	// certificates; setting it turns TLS on. Default unset (system roots).
+	// CAFile is a PEM bundle of the CAs of `url`'s servers; setting it turns
+	// TLS on. Default: system roots.
 	CAFile string `yaml:"caFile"`
 }
 

@@ -31,13 +31,13 @@ import (
 // Config holds exactly one way to authenticate: Token, or User with
 // Password.
 type Config struct {
-	// Token is the shared token (NATS token authentication; HTTP
-	// "Authorization: Bearer <token>").
+	// Token is the token clients send (NATS token authentication; HTTP
+	// `Authorization: Bearer <token>`).
 	Token secret.Ref `yaml:"token"`
-	// User is the user name that goes with Password (NATS user and
-	// password; HTTP basic authentication). It may not contain ':'.
+	// User is the user name clients send with `password` (NATS user and
+	// password; HTTP basic authentication). No `:` or white space.
 	User string `yaml:"user"`
-	// Password is the password of User.
+	// Password is the password of `user`.
 	Password secret.Ref `yaml:"password"`
 }
 

@@ -11,6 +11,14 @@
 // Each component owns the Config of its own section (streams.Config,
 // webhook.Config, httpsink.Config, ...); this package only composes them and
 // checks what spans sections, such as unique names.
+//
+// The same types describe the file to people and editors: [Schema] builds
+// its JSON Schema and [RenderTables] the field tables of
+// docs/configuration.md, both from the types, the table of kinds and the
+// fields' doc comments, which `go generate` copies into docs_gen.go (the
+// binary cannot read source). A field's doc comment is its reference
+// text: a `Default X.` sentence gives its default, `Required.` makes it
+// required.
 package config
 
 import (
@@ -36,41 +44,54 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	// NATS says where JetStream runs: embedded (default) or external.
+	// NATS says where JetStream runs: `embedded` or `external`, never both.
+	// See [nats](#nats). Default: embedded server.
 	NATS NATS `yaml:"nats"`
-	// Streams sizes the event and dead-letter streams.
+	// Streams is the retention and de-duplication of the JetStream objects
+	// vrelay owns. Default: see [streams](#streams).
 	Streams streams.Config `yaml:"streams"`
-	// HTTP is the operations endpoint: /healthz, /readyz, /metrics, and the
-	// event viewer /ui when enabled.
+	// HTTP is the `/healthz`, `/readyz` and `/metrics` endpoint, and the
+	// event viewer `/ui` when enabled. Default: `listen: 127.0.0.1:8081`.
 	HTTP HTTP `yaml:"http"`
-	// Sources feed the event stream.
+	// Sources are the upstream systems that feed the event stream. See
+	// [sources](#sources).
 	Sources []Source `yaml:"sources"`
-	// Routes deliver from it, each on its own durable consumer.
+	// Routes are the deliveries, each on its own durable consumer. See
+	// [routes](#routes).
 	Routes []Route `yaml:"routes"`
-	// ShutdownTimeout bounds the graceful stop after SIGTERM: routes get
-	// three fifths of it to finish the sends under way, then draining the
-	// NATS connection gets the rest. Keep it shorter than the pod's
-	// terminationGracePeriodSeconds, and each webhook's own shutdownTimeout
-	// within three fifths of it. Default "25s".
+	// ShutdownTimeout bounds the whole graceful stop after SIGTERM or
+	// SIGINT: routes get three fifths of it to finish the sends under way,
+	// then draining the NATS connection gets the rest. Keep it shorter than
+	// the pod's terminationGracePeriodSeconds, and each webhook's own
+	// shutdownTimeout within three fifths of it. See
+	// [shutdownTimeout](#shutdowntimeout). Must not be negative.
+	// Default "25s".
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
 
 // NATS holds exactly one of Embedded or External. When both are absent the
 // embedded server runs with its defaults.
 type NATS struct {
+	// Embedded runs a NATS server with JetStream inside vrelay.
 	Embedded *streams.EmbeddedConfig `yaml:"embedded"`
+	// External connects to a NATS server or cluster with JetStream.
 	External *streams.ExternalConfig `yaml:"external"`
 }
 
 // HTTP is the operations listener.
 type HTTP struct {
-	// Listen is host:port for /healthz, /readyz and /metrics, or "off".
-	// Default "127.0.0.1:8081".
+	// Listen serves `GET /healthz` (the process is alive), `GET /readyz`
+	// (start-up finished, NATS is connected, JetStream answers within 2 s
+	// and its storage takes writes; the body adds one line per source with
+	// its state and, when it failed, its error) and `GET /metrics`
+	// (Prometheus). `off` disables the endpoint. Default "127.0.0.1:8081".
 	Listen string `yaml:"listen"`
-	// Auth, when set, protects /metrics and the event viewer (/ui and its
-	// API): a token (bearer) or a user and password (basic, which a browser
-	// asks for by itself). /healthz and /readyz stay open for the kubelet's
-	// probes. Default: none.
+	// Auth is the credentials `/metrics` and the event viewer (`/ui` and
+	// its API) require: `token` (sent as `Authorization: Bearer <token>`),
+	// or `user` and `password` (HTTP basic authentication, which a browser
+	// asks for by itself). Same fields and rules as
+	// [nats.embedded.auth](#natsembeddedauth). `/healthz` and `/readyz` stay
+	// open, for the kubelet's probes. Default: none.
 	Auth *auth.Config `yaml:"auth"`
 	// UI serves the event viewer at /ui: live events with a filter, route
 	// counters and the dead letters with replay (docs/operations.md, "Event
@@ -81,22 +102,30 @@ type HTTP struct {
 
 // Route is one independent delivery.
 type Route struct {
-	// Name names the route's durable consumer and dead-letter subject
-	// (`vrelay.dlq.<name>`). Letters, digits, '-' and '_'.
+	// Name names the route's durable consumer on `VMWARE_EVENTS`, its
+	// dead-letter subject `vrelay.dlq.<name>`, its metrics and its log
+	// lines. Letters, digits, `-` and `_`. Unique among routes. Renaming a
+	// route creates a new consumer; see
+	// [delivery.md](delivery.md#one-durable-consumer-per-route). Required.
 	Name string `yaml:"name"`
-	// Subjects is the server-side filter, NATS wildcards allowed.
-	// Default: every event (`<subjectRoot>.>`).
+	// Subjects is the server-side filter: JetStream hands the route only
+	// events whose subject matches one of these. NATS wildcards are allowed
+	// (see below). Default: `["<subjectRoot>.>"]` (every event).
 	Subjects []string `yaml:"subjects"`
-	// Filter is an optional expr-lang expression over the CloudEvent, such
-	// as `subject == "VmPoweredOnEvent"`; see docs/filters.md.
+	// Filter is an expression over the CloudEvent, such as
+	// `subject == "VmPoweredOnEvent"`, compiled at start-up. See
+	// [filters.md](filters.md). Default: none (every event the subjects
+	// select).
 	Filter string `yaml:"filter"`
-	// Transform is an optional list of steps applied, in order, to each
-	// event the filter let through, before the sink: drop it, or set and
-	// remove attributes, extensions and data fields; see docs/transforms.md.
+	// Transform is the steps applied, in order, to each event the filter
+	// let through, before the sink: `drop` it, or `set` and `remove`
+	// attributes, extensions and data fields (with an optional `when`). See
+	// [transforms.md](transforms.md).
 	Transform []filters.Step `yaml:"transform"`
-	// Sink is where the route delivers.
+	// Sink is where the route delivers. See [sink](#sink). Required.
 	Sink Sink `yaml:"sink"`
-	// Delivery is the retry and concurrency policy.
+	// Delivery is the concurrency, timeouts, retries and the start
+	// position. See [delivery](#delivery). Default: defaults below.
 	Delivery consumers.Delivery `yaml:"delivery"`
 }
 

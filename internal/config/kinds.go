@@ -35,30 +35,45 @@ import (
 // Source is one upstream system. Type selects which of the sections below
 // applies; the others stay empty.
 type Source struct {
-	// Name names the source in subjects (`vmware.<provider>.<name>.<type>`),
-	// checkpoints (`<provider>.<name>`) and metrics. Letters, digits, '-'
-	// and '_'.
+	// Name is the source's name in subjects
+	// (`vmware.<provider>.<name>.<type>`), checkpoint keys
+	// (`<provider>.<name>`), metrics and logs. Letters, digits, `-` and `_`.
+	// It must be unique among the sources of the same provider. Required.
 	Name string `yaml:"name"`
-	// Type is one of: webhook, vcenter, horizon, simulator.
-	Type      string          `yaml:"type"`
-	Webhook   *webhook.Config `yaml:"webhook"`
-	VCenter   *vcenter.Config `yaml:"vcenter"`
-	Horizon   *horizon.Config `yaml:"horizon"`
-	Simulator *vcsim.Config   `yaml:"simulator"`
+	// Type selects the kind of source, and so its section. Required.
+	Type string `yaml:"type"`
+	// Webhook is the settings of a `webhook` source, which receives
+	// CloudEvents over HTTP. See [Webhook source](#webhook-source).
+	Webhook *webhook.Config `yaml:"webhook"`
+	// VCenter is the settings of a `vcenter` source, which reads a
+	// vCenter's events. See [vCenter source](#vcenter-source).
+	VCenter *vcenter.Config `yaml:"vcenter"`
+	// Horizon is the settings of a `horizon` source, which reads a Horizon
+	// pod's audit events. See [Horizon source](#horizon-source).
+	Horizon *horizon.Config `yaml:"horizon"`
+	// Simulator is the settings of a `simulator` source, an in-process
+	// vCenter simulator that vrelay reads, for trying vrelay. See
+	// [Simulator source](#simulator-source).
+	Simulator *vcsim.Config `yaml:"simulator"`
 }
 
 // Sink selects the destination of a route.
 type Sink struct {
-	// Type is one of: http, log, knative, eventbridge, nats.
-	Type string           `yaml:"type"`
+	// Type selects the kind of sink, and so its section. Required.
+	Type string `yaml:"type"`
+	// HTTP posts each event to a URL. See [HTTP sink](#http-sink).
 	HTTP *httpsink.Config `yaml:"http"`
-	Log  *logsink.Config  `yaml:"log"`
+	// Log writes each event as a line to stdout or stderr. See
+	// [Log sink](#log-sink).
+	Log *logsink.Config `yaml:"log"`
 	// Knative delivers to a Knative Destination: a ref resolved through
-	// the Kubernetes API, a URI, or both.
+	// the Kubernetes API, a URI, or both. See [Knative sink](#knative-sink).
 	Knative *knative.Config `yaml:"knative"`
-	// EventBridge puts events on an Amazon EventBridge bus (PutEvents).
+	// EventBridge puts events on an Amazon EventBridge bus (PutEvents). See
+	// [EventBridge sink](#eventbridge-sink).
 	EventBridge *eventbridge.Config `yaml:"eventbridge"`
-	// NATS republishes events to a NATS subject.
+	// NATS republishes events to a NATS subject. See
+	// [NATS sink](#nats-sink).
 	NATS *natssink.Config `yaml:"nats"`
 }
 

@@ -48,48 +48,60 @@ const (
 //	caFile: /etc/vrelay/horizon-ca.pem
 //	format: tanzu
 type Config struct {
-	// Address is the Connection Server (or its load balancer), such as
-	// "https://horizon.example.com"; the REST API is under /rest. A bare
-	// host or host:port means https://<host>. http:// is accepted for labs
-	// and tests, with a warning at start: the password and tokens then
-	// cross the network in clear. The URL may hold no path, credentials,
-	// query or fragment. Required.
+	// Address is a Connection Server of the pod, or its load balancer, such
+	// as `https://horizon.example.com`. A bare host or `host:port` means
+	// `https://<host>`. `http://` is accepted for labs and tests, with a
+	// warning at every start, since the password and tokens then cross the
+	// network unencrypted. No path (the API is under `/rest`), user,
+	// password, query or fragment. It is also the CloudEvent `source`, and
+	// its host (with the port, if written) the first half of every
+	// `Nats-Msg-Id`. Required.
 	Address string `yaml:"address"`
-	// Domain is the Active Directory domain of the user, such as "corp"
-	// (the NetBIOS name, as Horizon's login page lists it). Required.
+	// Domain is the Active Directory domain of the user (the NetBIOS name),
+	// as the Horizon Console's login page lists it, such as `corp`.
+	// Required.
 	Domain string `yaml:"domain"`
-	// Username is the user's logon name within Domain, such as
-	// "svc-vrelay"; not a UPN (user@domain) and not DOMAIN\user. The user
-	// needs a Horizon administrator role that may read events. Required.
+	// Username is the user's logon name within `domain`, such as
+	// `svc-vrelay`. Not a UPN (`svc-vrelay@corp.local`) and not
+	// `CORP\svc-vrelay`: Horizon's REST login takes the domain apart. The
+	// user needs a Horizon role with the *Collect Operation Logs*
+	// privilege. Required.
 	Username string `yaml:"username"`
-	// Password names where the user's password lives (fromEnv or fromFile).
-	// It is read once, by New, and never logged. Required.
+	// Password is the user's password, with `fromEnv` or `fromFile`. See
+	// [Secrets](#secrets). It is read once, by New, and never logged.
+	// Required.
 	Password secret.Ref `yaml:"password"`
 	// SkipTLSVerify accepts any certificate the Connection Server presents.
-	// Default false: the certificate must chain to the system roots or to
-	// CAFile. Only for a lab; it may not be combined with CAFile.
+	// For a lab only. It cannot be combined with `caFile`, nor with
+	// `http://`. Default `false`: the certificate must chain to the system
+	// roots or to `caFile`.
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 	// CAFile is a PEM file of the CA certificates that sign the Connection
-	// Server's certificate. They replace the system roots. Read once, by
-	// New. Default: the system roots.
+	// Server's certificate. It replaces the system roots for this source.
+	// Read once at start-up, by New. Not with `http://`. Default: system
+	// roots.
 	CAFile string `yaml:"caFile"`
 	// PollInterval is how long the source waits between two reads once it
-	// has caught up. Every read is one request or more, which Horizon 2406
-	// and later count against the API's rate limit. Default "1s".
+	// has caught up. Each read is one API request or more, which Horizon
+	// 2406 and later count against their rate limit. Must not be negative.
+	// Default "1s".
 	PollInterval time.Duration `yaml:"pollInterval"`
-	// PageSize is how many events one request returns at most, and the
-	// size of one JetStream publish batch. From 1 to 1000. Default 1000.
+	// PageSize is the most events one request returns, which are also
+	// stored with one publish. From 1 to 1000. Default `1000`.
 	PageSize int `yaml:"pageSize"`
-	// MaxAge bounds the replay after a restart: the source resumes after
-	// the last stored event, but never earlier than MaxAge before
-	// Horizon's current time, and logs a warning naming the span it
-	// skipped. "0s" means no replay: start at the current time. It is a
-	// pointer so that "0s" can be told from "unset". It does not apply to
-	// failures while running, after which the source always resumes after
-	// the last stored event. Default "5m".
+	// MaxAge bounds the replay after a restart: resume after the last
+	// stored event, but no earlier than this long before Horizon's current
+	// time. Events older than that are skipped, with a warning that names
+	// the gap. `0s` means no replay: start at Horizon's current time. It
+	// does not apply to failures while vrelay runs, after which the source
+	// always resumes after the last stored event. Must not be negative. (It
+	// is a pointer so that `0s` can be told from unset.) Default "5m".
 	MaxAge *time.Duration `yaml:"maxAge"`
-	// Format is the CloudEvent shape: "tanzu" (Tanzu Sources for Knative,
-	// the default) or "router" (VMware Event Router).
+	// Format is the CloudEvent shape: "tanzu" (Tanzu Sources for Knative:
+	// `type: com.vmware.horizon.<type>.v0`) or "router" (VMware Event
+	// Router: `type: com.vmware.event.router/horizon.<type>.v0`), `<type>`
+	// being the Horizon event type lower-cased. See
+	// [horizon.md](horizon.md#the-cloudevents). Default "tanzu".
 	Format Format `yaml:"format"`
 }
 

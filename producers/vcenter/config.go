@@ -44,42 +44,48 @@ const (
 //	payloadEncoding: application/json
 type Config struct {
 	// Address is the vCenter SDK endpoint, such as
-	// "https://vc01.example.com/sdk". A bare host or host:port means
-	// https://<host>/sdk. Only https is accepted, and the URL may not hold
-	// credentials. Required.
+	// `https://vc01.example.com/sdk`. A bare host or `host:port` means
+	// `https://<host>/sdk`, and an empty path means `/sdk`. Only `https`. It
+	// may not contain a user or password (use `username` and `password`), a
+	// query or a fragment. It is also the CloudEvent `source` of every
+	// event. Required.
 	Address string `yaml:"address"`
-	// Username is the vCenter user, such as "vrelay@vsphere.local". It needs
-	// only read access: the source creates collectors and reads events.
+	// Username is the vCenter user, such as `vrelay@vsphere.local`. Read
+	// access is enough: the source creates collectors and reads events.
 	// Required.
 	Username string `yaml:"username"`
-	// Password names where the user's password lives (fromEnv or fromFile).
-	// It is read once, by New, and never logged. Required.
+	// Password is the user's password, with `fromEnv` or `fromFile`. See
+	// [Secrets](#secrets). It is read once, by New, and never logged.
+	// Required.
 	Password secret.Ref `yaml:"password"`
-	// SkipTLSVerify accepts any certificate the vCenter presents. Default
-	// false: the certificate must chain to the system roots or to CAFile.
-	// Use it only on a lab vCenter; it may not be combined with CAFile.
+	// SkipTLSVerify accepts any certificate the vCenter presents. For a lab
+	// vCenter only. It cannot be combined with `caFile`. Default `false`:
+	// the certificate must chain to the system roots or to `caFile`.
 	SkipTLSVerify bool `yaml:"skipTLSVerify"`
 	// CAFile is a PEM file of the CA certificates that sign the vCenter
-	// certificate (the VMCA root, from https://<vcenter>/certs/download.zip).
-	// They replace the system roots. Read once, by New. Default: system roots.
+	// certificate, such as the VMCA root from
+	// `https://<vcenter>/certs/download.zip`. It replaces the system roots
+	// for this source. Read once at start-up, by New. Default: system roots.
 	CAFile string `yaml:"caFile"`
 	// Checkpoint says how the position is kept and replayed.
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
-	// Format is the CloudEvent shape: "tanzu" (Tanzu Sources for Knative,
-	// the default) or "router" (VMware Event Router).
+	// Format is the CloudEvent shape: "tanzu" (Tanzu Sources for Knative:
+	// `type: com.vmware.vsphere.<EventType>.v0`, extensions `eventclass` and
+	// `vsphereapiversion`) or "router" (VMware Event Router:
+	// `type: com.vmware.event.router/<class>`, `subject: <EventType>`). See
+	// [vcenter.md](vcenter.md#the-cloudevents). Default "tanzu".
 	Format Format `yaml:"format"`
-	// PayloadEncoding is the encoding of the CloudEvent data:
-	// "application/json" (the default, the PascalCase shape existing
-	// functions read) or "application/xml".
+	// PayloadEncoding is the encoding of the event data: "application/json"
+	// (the PascalCase shape that existing functions read) or
+	// "application/xml". Default "application/json".
 	PayloadEncoding string `yaml:"payloadEncoding"`
-	// PollInterval bounds how long the source waits for vCenter to report
-	// a new event before it reads anyway. New events are normally seen at
-	// once, so this is only a fallback. vCenter counts the wait in whole
-	// seconds: it is rounded up. Default "1s".
+	// PollInterval is the longest wait for vCenter to report a new event
+	// before the source reads anyway. New events are normally seen at once,
+	// so this is a fallback. vCenter counts the wait in whole seconds: it is
+	// rounded up. Must not be negative. Default "1s".
 	PollInterval time.Duration `yaml:"pollInterval"`
-	// PageSize is how many events one ReadNextEvents call returns at most,
-	// and so the size of one JetStream publish batch. From 1 to 1000.
-	// Default 1000.
+	// PageSize is the most events read with one ReadNextEvents call, which
+	// are also stored with one publish. From 1 to 1000. Default `1000`.
 	PageSize int `yaml:"pageSize"`
 	// StallCheckInterval is how often the source compares vCenter's own
 	// latest event (EventManager.latestEvent) with what it read: when
@@ -92,17 +98,18 @@ type Config struct {
 // CheckpointConfig is how the source keeps its position in the checkpoint
 // bucket and what it replays after a restart.
 type CheckpointConfig struct {
-	// MaxAge bounds the replay after a restart: the source resumes after
-	// the checkpointed event, but never earlier than MaxAge before vCenter's
-	// current time, and logs a warning naming the span it skipped. "0s"
-	// means no replay: start at the current time. It is a pointer so that
-	// "0s" can be told from "unset". It does not apply to reconnects while
-	// running, which always resume after the last published event.
-	// Default "5m".
+	// MaxAge bounds the replay after a restart: resume after the last
+	// stored event, but no earlier than this long before vCenter's current
+	// time. Events older than that are skipped, with a warning that names
+	// the gap. `0s` means no replay: start at vCenter's current time. It does
+	// not apply to reconnects while vrelay runs, which always resume after
+	// the last published event. Must not be negative. (It is a pointer so
+	// that `0s` can be told from unset.) Default "5m".
 	MaxAge *time.Duration `yaml:"maxAge"`
-	// Period is how often the position is saved while events flow; it is
-	// saved once more on shutdown. A crash replays at most about one period
-	// of events, which JetStream drops as duplicates. Default "10s".
+	// Period is how often the position is saved while events flow. It is
+	// saved once more when vrelay stops. A crash replays at most about one
+	// period of events, which JetStream drops as duplicates. Must not be
+	// negative. Default "10s".
 	Period time.Duration `yaml:"period"`
 }
 

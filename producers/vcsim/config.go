@@ -21,10 +21,11 @@ const (
 //	instanceUuid: 0d7c9a4e-5b5a-4f52-9c4b-6f0a1d3e2b11   # optional
 //	format: router                                       # optional
 type Config struct {
-	// Rate is how many events per second the workload makes: it powers
-	// virtual machines off and on, reconfigures them, and posts an EventEx
-	// (com.vmware.vc.HA.HostStateChangedEvent) and a GeneralUserEvent, in a
-	// cycle of seven events. Up to 1000. Default 5.
+	// Rate is how many events per second the workload makes, at most 1000.
+	// Fractions such as `0.5` are allowed; `0` means the default. The
+	// workload powers virtual machines off and on, reconfigures them, and
+	// posts an EventEx (com.vmware.vc.HA.HostStateChangedEvent) and a
+	// GeneralUserEvent, in a cycle of seven events. Default `5`.
 	Rate float64 `yaml:"rate"`
 	// InstanceUUID is the simulated vCenter's about.instanceUuid. Default:
 	// the uuid of the last run, read from the source's checkpoint (or its

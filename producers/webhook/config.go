@@ -27,18 +27,20 @@ const (
 // Config is the webhook listener as an operator writes it. A zero field
 // takes its default; a negative number or duration is an error.
 type Config struct {
-	// Listen is the host:port to bind. Default "127.0.0.1:8080", which only
-	// accepts local connections; write ":8080" to accept them from anywhere.
-	// Port 0 picks a free port (tests).
+	// Listen is where to listen. The default accepts only local
+	// connections; write `0.0.0.0:8080` or `:8080` to accept them from the
+	// network. Port 0 picks a free port (tests). Default "127.0.0.1:8080".
 	Listen string `yaml:"listen"`
-	// Path is the one URL path that takes events; any other path gets 404.
-	// It must start with "/". Default "/".
+	// Path is the one URL path that accepts events. It must start with `/`.
+	// The match is exact: any other path, including a trailing `/`, gets
+	// 404. Default "/".
 	Path string `yaml:"path"`
-	// MaxBodyBytes caps a request body, in bytes; a larger body gets 413 and
-	// nothing is published. Default 1048576 (1 MiB).
+	// MaxBodyBytes is the largest request body. A larger body gets 413 and
+	// nothing is stored. Keep it below what NATS accepts (8 MiB on the
+	// embedded server). Default `1048576` (1 MiB).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
-	// MaxBatchEvents caps the number of events in one batch-mode request; a
-	// larger batch gets 400. It bounds one Publish call. Default 1000.
+	// MaxBatchEvents is the most events in one batch request (and so in one
+	// Publish call). A larger batch gets 400. Default `1000`.
 	MaxBatchEvents int `yaml:"maxBatchEvents"`
 	// Auth selects how senders authenticate. With nothing configured every
 	// request is accepted, so keep Listen on loopback or behind a proxy that
@@ -46,23 +48,25 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// TLS serves HTTPS when certFile and keyFile are set. Default plain HTTP.
 	TLS TLSConfig `yaml:"tls"`
-	// ReadHeaderTimeout bounds reading the request headers, which is what a
-	// slow-loris client drags out. Default "10s".
+	// ReadHeaderTimeout is the time allowed to read the request headers,
+	// which is what a slow-loris client drags out. Default "10s".
 	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
-	// ReadTimeout bounds reading a whole request, body included. Default "30s".
+	// ReadTimeout is the time allowed to read the whole request, body
+	// included. Default "30s".
 	ReadTimeout time.Duration `yaml:"readTimeout"`
-	// WriteTimeout bounds a request from the end of its headers to the end of
-	// the response, so it covers reading the body and publishing too; it
-	// must exceed PublishTimeout. Default "30s".
+	// WriteTimeout is the time from the end of the headers to the end of
+	// the answer. It covers reading the body and storing the events, so
+	// `publishTimeout` must be shorter. Default "30s".
 	WriteTimeout time.Duration `yaml:"writeTimeout"`
-	// IdleTimeout is how long a keep-alive connection may wait for its next
-	// request. Default "2m".
+	// IdleTimeout is how long an idle keep-alive connection stays open.
+	// Default "2m".
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
-	// PublishTimeout bounds the wait for JetStream to store a request's
-	// events; when it expires the sender gets 503 and retries. Default "10s".
+	// PublishTimeout is how long to wait for JetStream to store a request's
+	// events. After that the sender gets 503 with `Retry-After: 1`. Must be
+	// shorter than `writeTimeout`. Default "10s".
 	PublishTimeout time.Duration `yaml:"publishTimeout"`
-	// ShutdownTimeout is how long in-flight requests may run after shutdown
-	// began; then their connections are closed. Keep it below the pod's
+	// ShutdownTimeout is how long running requests may continue at shutdown
+	// before their connections are closed. Keep it below the pod's
 	// terminationGracePeriodSeconds. Default "10s".
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
@@ -79,26 +83,27 @@ type AuthConfig struct {
 
 // BasicAuth is one user name and password pair.
 type BasicAuth struct {
-	// Username is the expected user name. It may not contain ':'. Required
-	// when Password is set.
+	// Username accepts HTTP Basic authentication with this user name. It
+	// may not contain `:`. Needs `auth.basic.password`.
 	Username string `yaml:"username"`
-	// Password names where the expected password lives. Required when
-	// Username is set.
+	// Password is the password for `auth.basic.username`, which it needs.
 	Password secret.Ref `yaml:"password"`
 }
 
 // BearerAuth is one bearer token.
 type BearerAuth struct {
-	// Token names where the expected token lives.
+	// Token accepts `Authorization: Bearer <token>`.
 	Token secret.Ref `yaml:"token"`
 }
 
 // TLSConfig names a PEM certificate and key. Both are read once, in [New];
 // a rotated certificate takes effect at the next start.
 type TLSConfig struct {
-	// CertFile is the PEM certificate chain, leaf first.
+	// CertFile is the PEM certificate chain, leaf first. With `tls.keyFile`,
+	// the listener serves HTTPS (TLS 1.2 or later). Both files are read once
+	// at start-up; restart vrelay after a renewal.
 	CertFile string `yaml:"certFile"`
-	// KeyFile is the PEM private key of the leaf certificate.
+	// KeyFile is the PEM private key of the certificate.
 	KeyFile string `yaml:"keyFile"`
 }
 
