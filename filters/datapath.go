@@ -727,7 +727,7 @@ func special(x uint64) bool {
 	less := (x - ones*0x20) & ^x & highs // a byte below 0x20
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
-	return (less|((q-ones)&^q&highs)|((bs-ones)&^bs&highs)) != 0
+	return (less | ((q - ones) &^ q & highs) | ((bs - ones) &^ bs & highs)) != 0
 }
 
 func isHex(c byte) bool {
