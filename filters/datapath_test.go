@@ -3,6 +3,7 @@ package filters
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -219,4 +220,33 @@ func FuzzMatchPaths(f *testing.F) {
 			sameMatch(t, flt, ev)
 		}
 	})
+}
+
+// TestMatchPathsConcurrent matches events with one filter from several
+// goroutines: each run has its own pooled state (run with -race).
+func TestMatchPathsConcurrent(t *testing.T) {
+	f := mustCompile(t, `any(data.Arguments, {.Key == "vm.name" && .Value == data.Vm.Name})`)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := fmt.Sprintf("vm-%d-%d", g, i)
+				other := name
+				if i%2 == 1 {
+					other = "someone-else"
+				}
+				ev := event.New()
+				ev.SetID("1")
+				ev.SetSource("urn:test")
+				ev.SetType("t")
+				ev.DataEncoded = []byte(`{"Vm":{"Name":"` + name + `"},"Arguments":[{"Key":"vm.name","Value":"` + other + `"}]}`)
+				ok, err := f.Match(ev)
+				if err != nil || ok != (i%2 == 0) {
+					t.Errorf("Match on %s: (%v, %v), want (%v, nil)", ev.Data(), ok, err, i%2 == 0)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
