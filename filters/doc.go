@@ -24,7 +24,12 @@
 //     decoded with encoding/json into map[string]any, []any, string, bool and
 //     float64, so data.Key == 7 and data.Key > 5 compare as numbers (integers
 //     above 2^53 lose precision; vCenter keys are int32). Any other content
-//     type gives the data as a string; no data gives nil.
+//     type gives the data as a string; no data gives nil. A filter whose
+//     expression reads data only through constant member paths (data.Vm.Name,
+//     data["Key"], a predicate such as any(data.Arguments, {.Key == "x"}))
+//     decodes only those members, after checking that the whole payload is
+//     JSON; the expression sees the same values either way. Transforms
+//     decode the whole payload.
 //
 // # Errors
 //

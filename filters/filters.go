@@ -92,6 +92,9 @@ type program struct {
 	bindings []binding
 	all      bool
 	usesData bool
+	// paths, if not nil, are the only parts of data the expression reads
+	// (see datapath.go): a filter decodes only those.
+	paths *pathNode
 
 	// pool holds *state values: a reusable VM and environment map.
 	pool sync.Pool
@@ -99,8 +102,9 @@ type program struct {
 
 // state is what one run needs and a later one can reuse.
 type state struct {
-	vm  vm.VM
-	env map[string]any
+	vm      vm.VM
+	env     map[string]any
+	partial partial
 }
 
 // Compile parses and type-checks src once. It returns a *[CompileError] when
@@ -156,6 +160,9 @@ func compileProgram(src string, opts ...expr.Option) (*program, error) {
 		}
 	}
 	slices.SortFunc(p.bindings, func(a, b binding) int { return strings.Compare(a.name, b.name) })
+	if p.usesData && !p.all {
+		p.paths = dataPaths(root)
+	}
 
 	size := len(p.bindings)
 	p.pool.New = func() any {
@@ -209,6 +216,9 @@ func (f *Filter) Match(ev event.Event) (bool, error) {
 	if f == nil || f.p == nil {
 		return false, &RuntimeError{Message: "filter is not compiled"}
 	}
+	if f.p.paths != nil {
+		return f.p.matchPaths(ev)
+	}
 	var data any
 	if f.p.usesData {
 		var err error
@@ -217,6 +227,40 @@ func (f *Filter) Match(ev event.Event) (bool, error) {
 		}
 	}
 	return f.p.runBool(ev, data)
+}
+
+// matchPaths runs a filter that reads some members of data: it decodes
+// only those, into the pooled state's storage.
+func (p *program) matchPaths(ev event.Event) (bool, error) {
+	st := p.pool.Get().(*state)
+	defer p.put(st)
+	var data any
+	if b := ev.Data(); len(b) > 0 {
+		ct := ev.DataContentType()
+		if !isJSON(ct) {
+			data = string(b)
+		} else {
+			var err error
+			if data, err = st.partial.decode(b, p.paths); err != nil {
+				// Not valid JSON: let encoding/json say why, as a full
+				// decode does.
+				var v any
+				if jerr := json.Unmarshal(b, &v); jerr != nil {
+					err = jerr
+				}
+				return false, &DataError{ContentType: ct, Err: err}
+			}
+		}
+	}
+	out, err := p.runState(st, ev, data)
+	if err != nil {
+		return false, err
+	}
+	ok, isBool := out.(bool)
+	if !isBool {
+		return false, &RuntimeError{Message: fmt.Sprintf("expression returned %T, want bool", out)}
+	}
+	return ok, nil
 }
 
 // runBool runs a boolean expression.
@@ -237,6 +281,11 @@ func (p *program) runBool(ev event.Event, data any) (bool, error) {
 func (p *program) run(ev event.Event, data any) (any, error) {
 	st := p.pool.Get().(*state)
 	defer p.put(st)
+	return p.runState(st, ev, data)
+}
+
+// runState is run on the state st.
+func (p *program) runState(st *state, ev event.Event, data any) (any, error) {
 	env := st.env
 	if p.all {
 		// Extensions first, so that an attribute always wins a name clash.
@@ -281,6 +330,7 @@ func (p *program) run(ev event.Event, data any) (any, error) {
 // put clears st, so that the pool pins no event or payload, and returns it.
 func (p *program) put(st *state) {
 	clear(st.env)
+	st.partial.reset()
 	clear(st.vm.Stack[:cap(st.vm.Stack)])
 	clear(st.vm.Variables)
 	p.pool.Put(st)

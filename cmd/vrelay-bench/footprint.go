@@ -23,15 +23,9 @@ func (b *bench) runFootprint(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := b.opt.vrelayBin
-	if bin == "" {
-		bin = filepath.Join(dir, "vrelay")
-		b.logf("footprint: building vrelay")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "github.com/vrelay/vrelay/cmd/vrelay")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build vrelay: %w\n%s", err, out)
-		}
+	bin, err := b.vrelayBinary(ctx)
+	if err != nil {
+		return err
 	}
 	ops, err := freePort()
 	if err != nil {
@@ -115,6 +109,31 @@ routes:
 	b.rep.addTarget("idle_rss_mib", mib(rss), "MiB", "≤ 60", atMost(60))
 	b.rep.add("idle_peak_rss_mib", mib(hwm), "MiB")
 	return nil
+}
+
+// vrelayBinary returns the vrelay binary of -vrelay, or builds one with
+// `make build`'s flags, once per run.
+func (b *bench) vrelayBinary(ctx context.Context) (string, error) {
+	if b.opt.vrelayBin != "" {
+		return b.opt.vrelayBin, nil
+	}
+	if b.bin != "" {
+		return b.bin, nil
+	}
+	dir, err := os.MkdirTemp("", "vrelay-bench-bin-")
+	if err != nil {
+		return "", err
+	}
+	b.binDir = dir
+	bin := filepath.Join(dir, "vrelay")
+	b.logf("building vrelay")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "github.com/vrelay/vrelay/cmd/vrelay")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vrelay: %w\n%s", err, out)
+	}
+	b.bin = bin
+	return bin, nil
 }
 
 func get(ctx context.Context, url string) bool {

@@ -39,6 +39,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv(simChildEnv) != "" {
+		// A child serving the simulator of the split vCenter run.
+		if err := serveSim(ctx, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "vrelay-bench simulator:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
@@ -189,6 +197,9 @@ type bench struct {
 
 	consumerMetrics *consumers.Metrics
 	producerMetrics *producers.Metrics
+
+	// binDir holds the vrelay binary built for the run, if one was.
+	binDir, bin string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -231,6 +242,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.recv.close()
+	defer func() {
+		if b.binDir != "" {
+			os.RemoveAll(b.binDir)
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	b.consumerMetrics = consumers.NewMetrics(reg)
 	b.producerMetrics = producers.NewMetrics(reg)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +38,48 @@ func parseLines(t *testing.T, out string) map[string]float64 {
 		got[m[1]] = v
 	}
 	return got
+}
+
+// TestMain lets the test binary serve the simulator of the split vCenter
+// run, which starts this executable as its child.
+func TestMain(m *testing.M) {
+	if os.Getenv(simChildEnv) != "" {
+		if err := serveSim(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "simulator child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestUpdateHistory adds a run to the history table: a new commit's row
+// goes first, a commit measured again replaces its row, and text outside
+// the markers stays.
+func TestUpdateHistory(t *testing.T) {
+	md := "# B\n\n" + histBegin + "\n| Date | Commit |\n|---|---|\n" +
+		"| 2026-11-01 | `aaa` | old | 0.7 | – | – | – | – | – |\n" +
+		"| 2026-11-02 | `bbb` | older run of bbb | 0.8 | – | – | – | – | – |\n" + histEnd + "\n\nafter\n"
+	res := results{Date: "2026-11-28T01:00:00Z", Commit: "bbb", Figures: []figure{
+		{Name: "pipeline_vs_relay", Value: 1.02}, {Name: "webhook_vs_baseline", Value: 0.93},
+	}}
+	got := updateHistory(md, res)
+	rows := []string{}
+	for _, line := range strings.Split(got, "\n") {
+		if strings.HasPrefix(line, "| 2") {
+			rows = append(rows, line)
+		}
+	}
+	if len(rows) != 2 || !strings.Contains(rows[0], "`bbb`") || !strings.Contains(rows[0], "1.02") ||
+		!strings.Contains(rows[0], "0.93") || !strings.Contains(rows[1], "`aaa`") || strings.Contains(got, "older run of bbb") {
+		t.Errorf("history rows:\n%s", strings.Join(rows, "\n"))
+	}
+	if !strings.HasPrefix(got, "# B\n\n"+histBegin) || !strings.HasSuffix(got, histEnd+"\n\nafter\n") {
+		t.Errorf("text outside the markers changed:\n%s", got)
+	}
+	if got := updateHistory("no markers\n", res); got != "no markers\n" {
+		t.Errorf("without markers: got %q", got)
+	}
 }
 
 // TestQuickRun runs every scenario but the footprint with tiny counts and
@@ -73,7 +117,9 @@ PASS
 	got := parseLines(t, stdout.String())
 	for _, name := range []string{
 		"pipeline_events_per_s", "relay_events_per_s", "pipeline_vs_relay", "pipeline_p99_ms",
-		"webhook_events_per_s", "vcenter_events_per_s", "vcenter_lost", "vcenter_idle_p50_ms",
+		"webhook_events_per_s", "webhook_vs_baseline", "webhook_batch_events_per_s",
+		"vcenter_events_per_s", "vcenter_lost", "vcenter_idle_p50_ms", "vcenter_cpu_us_per_event",
+		"vcenter_vs_ceiling", "vcenter_split_lost",
 		"vcenter_idle_p99_ms", "slowsink16_events_per_s", "slowsink256_events_per_s",
 		"filter_ns_per_event", "go_streams_Encode", "go_flowtest_StreamToSink_events_s", "make_bench_wall_s",
 	} {

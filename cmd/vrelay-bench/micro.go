@@ -14,12 +14,14 @@ import (
 func (b *bench) runFilter(context.Context) error {
 	ev := b.events.make("filter", 16957152)
 	tests := []struct {
-		name, src string
-		target    string
-		met       func(float64) bool
+		name, src    string
+		target       string
+		met          func(float64) bool
+		allocsTarget string
+		allocsMet    func(float64) bool
 	}{
-		{"filter", typicalFilter, "≤ 1000", atMost(1000)},
-		{"filter_data", dataFilter, "", nil},
+		{"filter", typicalFilter, "≤ 1000", atMost(1000), "", nil},
+		{"filter_data", dataFilter, "≤ 2000", atMost(2000), "≤ 10", atMost(10)},
 	}
 	for _, tt := range tests {
 		f, err := filters.Compile(tt.src)
@@ -40,7 +42,7 @@ func (b *bench) runFilter(context.Context) error {
 			return matchErr
 		}
 		b.rep.addTarget(tt.name+"_ns_per_event", ns, "ns", tt.target, tt.met)
-		b.rep.add(tt.name+"_allocs_per_event", allocs, "allocs")
+		b.rep.addTarget(tt.name+"_allocs_per_event", allocs, "allocs", tt.allocsTarget, tt.allocsMet)
 	}
 	return nil
 }

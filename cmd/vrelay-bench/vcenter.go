@@ -291,7 +291,9 @@ func (b *bench) runVCenter(ctx context.Context) error {
 	lost := int64(n) - int64(stored)
 	b.rep.add("vcenter_ceiling_events_per_s", ceiling, "ev/s")
 	b.rep.add("vcenter_events_per_s", rate, "ev/s")
-	b.rep.addTarget("vcenter_vs_ceiling", rate/ceiling, "ratio", "keep pace: ≥ 0.9", atLeast(0.9))
+	// The simulator shares this process and both cores with vrelay here:
+	// vcenter_vs_ceiling comes from the split run below.
+	b.rep.add("vcenter_shared_vs_ceiling", rate/ceiling, "ratio")
 	// What the reader kept up with: the rate the simulator generated while
 	// it was read, on the same two cores.
 	b.rep.addTarget("vcenter_vs_posted", rate/posting, "ratio", "≥ 0.95", atLeast(0.95))
@@ -325,7 +327,13 @@ func (b *bench) runVCenter(ctx context.Context) error {
 	}
 	b.rep.addTarget("vcenter_idle_p50_ms", ms(percentile(lat, 50)), "ms", "≤ 100", atMost(100))
 	b.rep.add("vcenter_idle_p99_ms", ms(percentile(lat, 99)), "ms")
-	return nil
+
+	// vrelay and the simulator, each in its own process on its own CPU.
+	bin, err := b.vrelayBinary(ctx)
+	if err != nil {
+		return err
+	}
+	return b.runVCenterSplit(ctx, bin)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

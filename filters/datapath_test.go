@@ -1,0 +1,252 @@
+package filters
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// fullDecode returns a copy of f that decodes the whole payload, as every
+// filter did before paths were collected.
+func fullDecode(f *Filter) *Filter {
+	p := &program{src: f.p.src, prog: f.p.prog, bindings: f.p.bindings, all: f.p.all, usesData: f.p.usesData}
+	p.pool.New = f.p.pool.New
+	return &Filter{p: p}
+}
+
+// sameMatch fails t unless f and the same filter decoding the whole payload
+// agree on ev: the same result, and errors of the same kind (with the same
+// message for a *RuntimeError).
+func sameMatch(t *testing.T, f *Filter, ev event.Event) {
+	t.Helper()
+	got, gotErr := f.Match(ev)
+	want, wantErr := fullDecode(f).Match(ev)
+	if got != want {
+		t.Fatalf("Match(%q) on %s: %v (err %v), full decode: %v (err %v)", f, ev.Data(), got, gotErr, want, wantErr)
+	}
+	var gotRE, wantRE *RuntimeError
+	var gotDE, wantDE *DataError
+	switch {
+	case (gotErr == nil) != (wantErr == nil):
+		t.Fatalf("Match(%q) on %s: error %v, full decode: %v", f, ev.Data(), gotErr, wantErr)
+	case errors.As(wantErr, &wantRE):
+		if !errors.As(gotErr, &gotRE) || gotRE.Error() != wantRE.Error() {
+			t.Fatalf("Match(%q) on %s: error %v, full decode: %v", f, ev.Data(), gotErr, wantErr)
+		}
+	case errors.As(wantErr, &wantDE):
+		if !errors.As(gotErr, &gotDE) || gotDE.ContentType != wantDE.ContentType {
+			t.Fatalf("Match(%q) on %s: error %v, full decode: %v", f, ev.Data(), gotErr, wantErr)
+		}
+	}
+}
+
+func TestDataPaths(t *testing.T) {
+	tests := []struct {
+		src  string
+		want string // the paths, "" for a full decode
+	}{
+		{`data.Vm.Name startsWith "prod-"`, "{Vm{Name*}}"},
+		{`data.Key > 100`, "{Key*}"},
+		{`data.Vm?.Name == "x" && data.Vm.Vm.Value == "vm-1"`, "{Vm{Name* Vm{Value*}}}"},
+		{`data.Vm.Name == "x" && data.Vm != nil`, "{Vm*{Name*}}"},
+		{`data["Vm"].Name == "x"`, "{Vm{Name*}}"},
+		{`data.Arguments[0].Value == "x"`, "{Arguments*}"},
+		{`any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"})`, "{Arguments[{Key* Value*}]}"},
+		{`any(data.Arguments, # != nil)`, "{Arguments[*]}"},
+		{`filter(data.Arguments, .Key == "x")[0].Value == "y"`, "{Arguments*}"},
+		{`any(data.Arguments, .Key == data.Vm.Name)`, "{Arguments[{Key*}] Vm{Name*}}"},
+		{`any(data.A, any(.B, .C == 1))`, "{A[{B[{C*}]}]}"},
+		{`len(data) > 0`, ""},
+		{`data == nil`, ""},
+		{`data[type] == 1`, ""},
+		{`$env.data.Key == 1`, ""},
+		{`let x = data; x.Key == 1`, ""},
+	}
+	for _, tt := range tests {
+		f := mustCompile(t, tt.src)
+		if got := f.p.paths.String(); got != tt.want {
+			t.Errorf("Compile(%q): paths %s, want %s", tt.src, got, tt.want)
+		}
+	}
+}
+
+// String shows the paths: {a b{c*}} reads a (as a whole, *) and b.c; [x]
+// is what a predicate reads of each element. "" is nil: a full decode.
+func (n *pathNode) String() string {
+	if n == nil {
+		return ""
+	}
+	s := ""
+	if n.whole {
+		s = "*"
+	}
+	if len(n.children) > 0 {
+		s += "{"
+		for i, c := range n.children {
+			if i > 0 {
+				s += " "
+			}
+			s += c.key + c.String()
+		}
+		s += "}"
+	}
+	if n.elem != nil {
+		s += "[" + n.elem.String() + "]"
+	}
+	return s
+}
+
+// TestMatchPathsAsFullDecode runs filters that read parts of data on
+// payloads of many shapes: each must give what the full decode gives.
+func TestMatchPathsAsFullDecode(t *testing.T) {
+	exprs := []string{
+		`data.Vm.Name startsWith "prod-"`,
+		`data.Vm?.Name startsWith "prod-"`,
+		`data.Vm?.Name == nil`,
+		`data.Key > 100`,
+		`data.Vm.Name == "x" && data.Vm != nil`,
+		`data.Vm.Vm.Value == "vm-81"`,
+		`any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"})`,
+		`count(data.Arguments, .Key != "") > 1`,
+		`all(data.Arguments, .Value != nil)`,
+		`any(data.Arguments, .Key == data.Vm?.Name)`,
+		`data.Arguments[1].Value == "b"`,
+		`data["é"] == 1 || data["a\"b"] == 2`,
+		`data.Name == "x\u00e9"`,
+	}
+	payloads := []string{
+		vcenterPayload,
+		`{"Key":7,"Vm":{"Name":"prod-web-01"},"Ds":null}`,
+		`{"Key":101}`,
+		`{"Key":"101"}`,
+		`{"Key":1e400}`,
+		`{"Key":1,"Key":200}`,
+		`{"Vm":{"Name":"a"},"Vm":{"Name":"prod-b"}}`,
+		`{"Vm":"prod-x"}`,
+		`{"Vm":null}`,
+		`{"Vm":[1,2]}`,
+		`{"Vm":{}}`,
+		`{}`,
+		`[]`,
+		`"prod-"`,
+		`12`,
+		`null`,
+		` { "Vm" : { "Name" : "prod-\u0041" } } `,
+		`{"V\u006d":{"Name":"prod-escaped-key"}}`,
+		`{"é":1,"a\"b":2,"Name":"x\u00e9"}`,
+		"{\"Name\":\"x\xff\"}",
+		`{"Arguments":[{"Key":"vm.name","Value":"prod-1"},{"Key":"b","Value":"b"}]}`,
+		`{"Arguments":[1,"x",null,{"Key":"vm.name","Value":"prod-1"}]}`,
+		`{"Arguments":[{"Key":"vm.name","Key":"x","Value":"prod-1"}]}`,
+		`{"Arguments":{"Key":"vm.name"}}`,
+		`{"Arguments":[]}`,
+		`{"Key":1,}`,
+		`{"Key":1} x`,
+		`{"Key":01}`,
+		`{"Key":1,"Other":[1,2,}`,
+		`{"Key":1,"Other":"\x"}`,
+		"{\"Key\":1,\"Other\":\"\x01\"}",
+		`{"Key":1,"Other":tru}`,
+		`{"Key":1,"Other":-}`,
+		`{"Key":1,"Other":1.}`,
+		`{"Key":1,"Other":1e}`,
+		`{"Key":1`,
+		`{"Key"`,
+		`{`,
+	}
+	for _, src := range exprs {
+		f := mustCompile(t, src)
+		if f.p.paths == nil {
+			t.Fatalf("Compile(%q) decodes the whole payload; the test wants paths", src)
+		}
+		for _, ct := range []string{"application/json", "text/plain"} {
+			for _, p := range payloads {
+				ev := event.New()
+				ev.SetID("1")
+				ev.SetSource("urn:test")
+				ev.SetType("t")
+				ev.SetDataContentType(ct)
+				ev.DataEncoded = []byte(p)
+				sameMatch(t, f, ev)
+				sameMatch(t, f, ev) // the second run reuses the pooled state
+			}
+		}
+	}
+}
+
+// TestMatchPathsInterned checks that strings kept boxed from one event do
+// not leak into the next.
+func TestMatchPathsInterned(t *testing.T) {
+	f := mustCompile(t, `data.Vm.Name == "prod-2"`)
+	for i := range 3000 {
+		ev := event.New()
+		ev.SetID("1")
+		ev.SetSource("urn:test")
+		ev.SetType("t")
+		name := fmt.Sprintf("prod-%d", i%1500)
+		ev.DataEncoded = []byte(`{"Vm":{"Name":"` + name + `"}}`)
+		ok, err := f.Match(ev)
+		if err != nil || ok != (name == "prod-2") {
+			t.Fatalf("Match on %s: (%v, %v)", name, ok, err)
+		}
+	}
+}
+
+// FuzzMatchPaths runs filters that read parts of data on arbitrary payloads:
+// they must agree with the full decode.
+func FuzzMatchPaths(f *testing.F) {
+	for _, p := range []string{vcenterPayload, `{"Key":1,"Vm":{"Name":"prod-1"}}`, `{"Arguments":[{"Key":"vm.name","Value":"prod-1"}]}`, `[1]`, `{"Key":1e400}`} {
+		f.Add([]byte(p))
+	}
+	filters := []*Filter{}
+	for _, src := range []string{
+		`data.Vm.Name startsWith "prod-"`, `data.Vm?.Name == nil`, `data.Key > 100`,
+		`any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"})`,
+		`data.Vm.Name == "x" && data.Vm != nil`, `count(data.Arguments, .Key != "") > 1`,
+	} {
+		filters = append(filters, mustCompile(f, src))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev := event.New()
+		ev.SetID("1")
+		ev.SetSource("urn:fuzz")
+		ev.SetType("t")
+		ev.SetDataContentType("application/json")
+		ev.DataEncoded = data
+		for _, flt := range filters {
+			sameMatch(t, flt, ev)
+		}
+	})
+}
+
+// TestMatchPathsConcurrent matches events with one filter from several
+// goroutines: each run has its own pooled state (run with -race).
+func TestMatchPathsConcurrent(t *testing.T) {
+	f := mustCompile(t, `any(data.Arguments, {.Key == "vm.name" && .Value == data.Vm.Name})`)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := fmt.Sprintf("vm-%d-%d", g, i)
+				other := name
+				if i%2 == 1 {
+					other = "someone-else"
+				}
+				ev := event.New()
+				ev.SetID("1")
+				ev.SetSource("urn:test")
+				ev.SetType("t")
+				ev.DataEncoded = []byte(`{"Vm":{"Name":"` + name + `"},"Arguments":[{"Key":"vm.name","Value":"` + other + `"}]}`)
+				ok, err := f.Match(ev)
+				if err != nil || ok != (i%2 == 0) {
+					t.Errorf("Match on %s: (%v, %v), want (%v, nil)", ev.Data(), ok, err, i%2 == 0)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
