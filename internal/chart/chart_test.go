@@ -344,6 +344,17 @@ spec:
                       port: {type: string}
                       path: {type: string}
                       interval: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
+                      authorization:
+                        type: object
+                        properties:
+                          type: {type: string}
+                          credentials:
+                            type: object
+                            required: [key]
+                            properties:
+                              name: {type: string}
+                              key: {type: string}
+                              optional: {type: boolean}
 `
 
 func startCluster(t *testing.T) *k8stest.Cluster {
