@@ -30,6 +30,10 @@ format: router
 payloadEncoding: application/xml
 pollInterval: 2s
 pageSize: 500
+enrich:
+  inventory: true
+  tags: true
+  tagRefresh: 1m
 `
 	dec := yaml.NewDecoder(strings.NewReader(doc))
 	dec.KnownFields(true)
@@ -47,6 +51,7 @@ pageSize: 500
 		PayloadEncoding: EncodingXML,
 		PollInterval:    2 * time.Second,
 		PageSize:        500,
+		Enrich:          EnrichConfig{Inventory: true, Tags: true, TagRefresh: time.Minute},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config differs (-want +got):\n%s", diff)
@@ -55,6 +60,9 @@ pageSize: 500
 		t.Errorf("Validate() = %v, want nil", err)
 	}
 	got.SetDefaults()
+	if got.Enrich.TagRefresh != time.Minute {
+		t.Errorf("got tagRefresh %s after SetDefaults, want 1m kept", got.Enrich.TagRefresh)
+	}
 	if *got.Checkpoint.MaxAge != 0 {
 		t.Errorf("got maxAge %s after SetDefaults, want the explicit 0s kept", *got.Checkpoint.MaxAge)
 	}
@@ -115,6 +123,11 @@ func TestValidate(t *testing.T) {
 		{"credentials in the address", func(c *Config) { c.Address = "https://root:secret@vc01/sdk" },
 			[]string{"address: may not hold credentials: use username and password"}},
 		{"negative page size", func(c *Config) { c.PageSize = -1 }, []string{"pageSize: must be from 1 to 1000, got -1"}},
+		{"enrich", func(c *Config) { c.Enrich = EnrichConfig{Inventory: true, Tags: true, TagRefresh: time.Minute} }, nil},
+		{"negative tag refresh", func(c *Config) { c.Enrich = EnrichConfig{Tags: true, TagRefresh: -time.Second} },
+			[]string{"enrich.tagRefresh: must be positive, got -1s"}},
+		{"tag refresh without tags", func(c *Config) { c.Enrich = EnrichConfig{Inventory: true, TagRefresh: time.Minute} },
+			[]string{"enrich.tagRefresh: has no effect without enrich.tags"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,7 +42,8 @@ type Source struct {
 	minWait  time.Duration
 	maxWait  time.Duration
 
-	last LastStored // nil: the checkpoint alone
+	last     LastStored // nil: the checkpoint alone
+	enricher *enricher  // nil: enrich is off
 
 	running atomic.Bool
 }
@@ -167,6 +168,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		}
 	}
 	if s.metrics, err = newMetrics(o.reg, o.name); err != nil {
+		return nil, err
+	}
+	if s.enricher, err = newEnricher(s, o.reg); err != nil {
 		return nil, err
 	}
 	return s, nil
