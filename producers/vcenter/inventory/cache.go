@@ -279,7 +279,12 @@ func (c *Cache) watch(ctx context.Context, vc *vim25.Client) error {
 	maxWait := int32(waitSeconds)
 	req := types.WaitForUpdatesEx{This: pc.Reference(), Options: &types.WaitOptions{MaxWaitSeconds: &maxWait}}
 	for {
-		res, err := methods.WaitForUpdatesEx(ctx, vc, &req)
+		// The call is not cancelled with ctx but left to end on its own
+		// (within waitSeconds): destroying a collector while a wait on it
+		// is still being served breaks the simulator.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitSeconds*time.Second+cleanupTimeout)
+		res, err := methods.WaitForUpdatesEx(wctx, vc, &req)
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
