@@ -139,6 +139,10 @@ func TestMatch(t *testing.T) {
 		{"tag in list", `"tier:web" in split(vmtags, ",")`, tagged, true},
 		{"tag prefix not in list", `"env:pro" in split(vmtags, ",")`, tagged, false},
 		{"tags absent", `vmtags contains "env:prod"`, prod, false},
+		{"path prefix", `ext.vmpath startsWith "/DC0/vm/web/"`, tagged, true},
+		{"path absent", `ext.vmpath startsWith "/DC0/vm/web/"`, prod, false},
+		{"tag in list, absent tags", `"env:prod" in split(vmtags ?? "", ",")`, prod, false},
+		{"tag in list, nil-safe", `"env:prod" in split(vmtags ?? "", ",")`, tagged, true},
 
 		{"key greater", `data.Key > 5`, tanzu, true},
 		{"key not greater", `data.Key > 5`, eventEx, false},

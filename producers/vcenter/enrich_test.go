@@ -20,7 +20,7 @@ import (
 )
 
 // tagVM attaches the tag category:name (created here) to vm.
-func tagVM(t *testing.T, s *sim, category, name string, vm *object.VirtualMachine) {
+func tagVM(t testing.TB, s *sim, category, name string, vm *object.VirtualMachine) {
 	t.Helper()
 	ctx := t.Context()
 	rc := rest.NewClient(s.admin)
