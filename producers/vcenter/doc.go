@@ -63,7 +63,14 @@
 // vrelay_vcenter_convert_errors_total, vrelay_vcenter_connected,
 // vrelay_vcenter_connection_failures_total,
 // vrelay_vcenter_last_event_timestamp_seconds and
-// vrelay_vcenter_checkpoint_saves_total{result}.
+// vrelay_vcenter_checkpoint_saves_total{result}, and with enrich
+// vrelay_vcenter_enrich_misses_total{entity}.
+//
+// Enrichment. With [Config.Enrich], each event also carries the
+// inventory paths (vmpath, vmfolder, hostpath, ...) and vSphere tags
+// (vmtags, ...) of the objects it names, from a cache in package
+// inventory that each session rebuilds and a PropertyCollector keeps
+// current; a lookup never calls vCenter, and a miss adds nothing.
 //
 // # Example
 //

@@ -181,23 +181,15 @@ func moveVM(t *testing.T, s *sim, vm *object.VirtualMachine, name string) {
 	}
 }
 
-func TestEnrichMove(t *testing.T) {
-	e := newEnv(t, "")
-	vm := e.sim.vm(t)
-	enriched(t, e)
-	if got := powerOn(t, e, vm); ext(got, "vmfolder") != "/DC0/vm" {
-		t.Fatalf("vmfolder = %q, want /DC0/vm", ext(got, "vmfolder"))
-	}
-
-	moveVM(t, e.sim, vm, "web")
-	poweredOnUntil(t, e, vm, "the moved vm's path", func(m stored) bool {
-		return ext(m, "vmpath") == "/DC0/vm/web/"+vm.Name() && ext(m, "vmfolder") == "/DC0/vm/web"
-	})
-}
-
 // TestEnrichReconnect cuts the line to vCenter and moves a VM while the
 // source is away: the cache's collector died with the session, so only a
 // cache rebuilt on the new session knows the new path.
+//
+// A move while the cache watches is tested in package inventory
+// (TestMoveRenameDelete). It is not repeated here: the simulator can
+// deadlock when an object moves in a ContainerView while a
+// WaitForUpdatesEx on that view is being answered (a lock-order bug of the
+// simulator, not of vCenter), and each test that does so adds to the odds.
 func TestEnrichReconnect(t *testing.T) {
 	e := newEnv(t, "")
 	vm := e.sim.vm(t)

@@ -32,6 +32,14 @@
 //
 // Lookups and Run are safe for concurrent use; one Run at a time.
 //
+// The govmomi simulator (vcsim) has a lock-order bug that this package
+// can trigger: an object that moves into a folder while a WaitForUpdatesEx
+// over the ContainerView is being answered may deadlock the simulator.
+// vCenter is not affected; with the simulator, rare moves are safe enough,
+// and each wait lasts at most a second so that Run never destroys a
+// collector while the simulator still answers a wait on it (which breaks
+// the simulator too).
+//
 //	c := inventory.New(inventory.Config{Tags: true, TagRefresh: 5 * time.Minute, User: url.UserPassword(user, pw)})
 //	go c.Run(ctx, vc) // per vCenter session
 //	if e, ok := c.Lookup(vmRef); ok {
