@@ -18,6 +18,10 @@
 //     vsphereapiversion. An absent extension is nil, not an error. Strings and
 //     booleans keep their type, integers are int, timestamps time.Time, URIs
 //     and binary values their canonical string form.
+//   - ext: a map of every extension by name, as above, so ext.vmtags is
+//     vmtags (nil when absent). It reads better where an extension's name
+//     could be mistaken for an attribute, and lists extensions with
+//     keys(ext). An extension called "ext" is read as ext.ext.
 //   - data: the event data, decoded at most once per Match call and only when
 //     the expression mentions data (see [Filter.UsesData]). JSON data
 //     (datacontenttype absent, application/json, text/json or any +json) is

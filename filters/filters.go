@@ -33,6 +33,7 @@ const (
 	attrDataSchema
 	attrTime
 	attrData
+	attrExt
 )
 
 // attributes maps the names of the CloudEvent context attributes, and data,
@@ -47,6 +48,7 @@ var attributes = map[string]attr{
 	"dataschema":      attrDataSchema,
 	"time":            attrTime,
 	"data":            attrData,
+	"ext":             attrExt,
 }
 
 // envTypes declares the types of the known names, so that expr rejects
@@ -66,6 +68,7 @@ var envTypes = types.Map{
 	"dataschema":      types.String,
 	"time":            types.TypeOf(time.Time{}),
 	"data":            types.Any,
+	"ext":             types.Any,
 }
 
 // binding is one name that the expression reads and where its value comes from.
@@ -317,6 +320,8 @@ func (p *program) runState(st *state, ev event.Event, data any) (any, error) {
 			env[b.name] = ev.Time()
 		case attrData:
 			env[b.name] = data
+		case attrExt:
+			env[b.name] = extensions(ev)
 		}
 	}
 
@@ -366,6 +371,26 @@ func extension(ev event.Event, name string) (any, bool) {
 		v, ok = ev.Extensions()[name]
 	}
 	return v, ok
+}
+
+// extensions returns every extension as an expression sees it, for the
+// name ext: ext.vmtags is the same value as vmtags, and nil when absent.
+func extensions(ev event.Event) map[string]any {
+	m := make(map[string]any)
+	var exts map[string]any
+	switch ec := ev.Context.(type) {
+	case nil:
+	case *event.EventContextV1:
+		exts = ec.Extensions
+	case *event.EventContextV03:
+		exts = ec.Extensions
+	default:
+		exts = ev.Extensions()
+	}
+	for name, v := range exts {
+		m[name] = extensionValue(v)
+	}
+	return m
 }
 
 // extensionValue turns a CloudEvents extension value into the Go value an

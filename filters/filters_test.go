@@ -96,6 +96,8 @@ func TestMatch(t *testing.T) {
 		"Vm":  nil,
 	}, map[string]any{"eventclass": "eventex", "attempt": 3, "replayed": true})
 	noData := vmEvent(t, "VmPoweredOnEvent", nil, nil)
+	tagged := vmEvent(t, "VmPoweredOnEvent", map[string]any{"Key": 10},
+		map[string]any{"vmtags": "env:prod,tier:web", "vmpath": "/DC0/vm/web/prod-web-01"})
 	text := rawEvent(t, "text/plain", "hello world")
 	withParams := rawEvent(t, "application/json; charset=utf-8", `{"Key": 8}`)
 	vendorJSON := rawEvent(t, "application/vnd.vmware.event+json", `{"Key": 9}`)
@@ -127,6 +129,20 @@ func TestMatch(t *testing.T) {
 		{"integer extension", `attempt == 3 && attempt > 2`, eventEx, true},
 		{"boolean extension", `replayed`, eventEx, true},
 		{"boolean extension absent", `replayed == true`, prod, false},
+
+		{"ext map", `ext.eventclass == "eventex" && ext.attempt == 3`, eventEx, true},
+		{"ext map absent extension", `ext.vmtags == nil && !(ext.vmtags contains "prod")`, eventEx, true},
+		{"ext map keys", `"replayed" in keys(ext)`, eventEx, true},
+		{"tags contain", `vmtags contains "env:prod"`, tagged, true},
+		{"tags contain via ext", `ext.vmtags contains "env:prod"`, tagged, true},
+		{"tags contain other", `ext.vmtags contains "env:test"`, tagged, false},
+		{"tag in list", `"tier:web" in split(vmtags, ",")`, tagged, true},
+		{"tag prefix not in list", `"env:pro" in split(vmtags, ",")`, tagged, false},
+		{"tags absent", `vmtags contains "env:prod"`, prod, false},
+		{"path prefix", `ext.vmpath startsWith "/DC0/vm/web/"`, tagged, true},
+		{"path absent", `ext.vmpath startsWith "/DC0/vm/web/"`, prod, false},
+		{"tag in list, absent tags", `"env:prod" in split(vmtags ?? "", ",")`, prod, false},
+		{"tag in list, nil-safe", `"env:prod" in split(vmtags ?? "", ",")`, tagged, true},
 
 		{"key greater", `data.Key > 5`, tanzu, true},
 		{"key not greater", `data.Key > 5`, eventEx, false},

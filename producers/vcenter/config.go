@@ -10,6 +10,7 @@ import (
 
 	"github.com/vrelay/vrelay/internal/cfgerr"
 	"github.com/vrelay/vrelay/internal/secret"
+	"github.com/vrelay/vrelay/producers/vcenter/inventory"
 )
 
 // Defaults for the zero values of [Config].
@@ -21,6 +22,7 @@ const (
 	// DefaultStallCheckInterval is how often, by default, the source asks
 	// vCenter for its latest event to find a stalled collector.
 	DefaultStallCheckInterval = 30 * time.Second
+	DefaultTagRefresh         = inventory.DefaultTagRefresh
 	// MaxPageSize is the most events vCenter returns from one
 	// ReadNextEvents call.
 	MaxPageSize = 1000
@@ -93,6 +95,34 @@ type Config struct {
 	// source sweeps the missed range by time and makes a new collector. A
 	// stall is noticed within about one interval. Default "30s".
 	StallCheckInterval time.Duration `yaml:"stallCheckInterval"`
+	// Enrich adds what vCenter's inventory knows about the objects an
+	// event names (paths, folders, tags) as CloudEvent extensions, so that
+	// filters can select on them. Off by default; see docs/vcenter.md.
+	Enrich EnrichConfig `yaml:"enrich"`
+}
+
+// EnrichConfig turns on inventory enrichment, per source:
+//
+//	enrich:
+//	  inventory: true   # vmpath, vmfolder, hostpath, clusterpath, dcpath, dspath, netpath, dvspath
+//	  tags: true        # vmtags, hosttags, clustertags, dctags, dstags, nettags, dvstags
+//	  tagRefresh: 5m
+type EnrichConfig struct {
+	// Inventory keeps a copy of the inventory (names and parents of
+	// folders, datacenters, VMs, hosts, clusters, datastores, networks and
+	// distributed switches), kept current by a PropertyCollector, and adds
+	// the inventory path of each object an event names. The user needs
+	// read access to the inventory. Default false.
+	Inventory bool `yaml:"inventory"`
+	// Tags reads the vSphere tags attached to objects through the tagging
+	// (vAPI) endpoint of the same vCenter, with the same credentials, and
+	// adds them as "category:tag" lists. Default false.
+	Tags bool `yaml:"tags"`
+	// TagRefresh is how often the tags are read again. vCenter emits no
+	// event when a tag is attached or detached, so a tag change shows on
+	// events at the latest one refresh later. Each refresh costs about two
+	// calls per tag and category. Only with tags. Default "5m".
+	TagRefresh time.Duration `yaml:"tagRefresh"`
 }
 
 // CheckpointConfig is how the source keeps its position in the checkpoint
@@ -136,6 +166,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.StallCheckInterval == 0 {
 		c.StallCheckInterval = DefaultStallCheckInterval
+	}
+	if c.Enrich.Tags && c.Enrich.TagRefresh == 0 {
+		c.Enrich.TagRefresh = DefaultTagRefresh
 	}
 }
 
@@ -185,6 +218,12 @@ func (c Config) Validate() error {
 	}
 	if c.StallCheckInterval < 0 {
 		errs = append(errs, cfgerr.Newf("stallCheckInterval", "must be positive, got %s", c.StallCheckInterval))
+	}
+	switch r := c.Enrich.TagRefresh; {
+	case r < 0:
+		errs = append(errs, cfgerr.Newf("enrich.tagRefresh", "must be positive, got %s", r))
+	case r > 0 && !c.Enrich.Tags:
+		errs = append(errs, cfgerr.New("enrich.tagRefresh", "has no effect without enrich.tags"))
 	}
 	return errors.Join(errs...)
 }

@@ -31,6 +31,10 @@ payloadEncoding: application/xml
 pollInterval: 2s
 pageSize: 500
 stallCheckInterval: 10s
+enrich:
+  inventory: true
+  tags: true
+  tagRefresh: 1m
 `
 	dec := yaml.NewDecoder(strings.NewReader(doc))
 	dec.KnownFields(true)
@@ -39,17 +43,17 @@ stallCheckInterval: 10s
 		t.Fatalf("decode: %v", err)
 	}
 	want := Config{
-		Address:         "https://vc01.example.com/sdk",
-		Username:        "vrelay@vsphere.local",
-		Password:        secret.Ref{FromFile: "/var/run/secrets/vc01/password"},
-		CAFile:          "/etc/vrelay/vc01-ca.pem",
-		Checkpoint:      CheckpointConfig{MaxAge: durationPtr(0), Period: 30 * time.Second},
-		Format:          FormatRouter,
-		PayloadEncoding: EncodingXML,
-		PollInterval:    2 * time.Second,
-		PageSize:        500,
-
+		Address:            "https://vc01.example.com/sdk",
+		Username:           "vrelay@vsphere.local",
+		Password:           secret.Ref{FromFile: "/var/run/secrets/vc01/password"},
+		CAFile:             "/etc/vrelay/vc01-ca.pem",
+		Checkpoint:         CheckpointConfig{MaxAge: durationPtr(0), Period: 30 * time.Second},
+		Format:             FormatRouter,
+		PayloadEncoding:    EncodingXML,
+		PollInterval:       2 * time.Second,
+		PageSize:           500,
 		StallCheckInterval: 10 * time.Second,
+		Enrich:             EnrichConfig{Inventory: true, Tags: true, TagRefresh: time.Minute},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config differs (-want +got):\n%s", diff)
@@ -58,6 +62,9 @@ stallCheckInterval: 10s
 		t.Errorf("Validate() = %v, want nil", err)
 	}
 	got.SetDefaults()
+	if got.Enrich.TagRefresh != time.Minute {
+		t.Errorf("got tagRefresh %s after SetDefaults, want 1m kept", got.Enrich.TagRefresh)
+	}
 	if *got.Checkpoint.MaxAge != 0 {
 		t.Errorf("got maxAge %s after SetDefaults, want the explicit 0s kept", *got.Checkpoint.MaxAge)
 	}
@@ -122,6 +129,11 @@ func TestValidate(t *testing.T) {
 		{"negative stall check interval", func(c *Config) { c.StallCheckInterval = -time.Second },
 			[]string{"stallCheckInterval: must be positive, got -1s"}},
 		{"negative page size", func(c *Config) { c.PageSize = -1 }, []string{"pageSize: must be from 1 to 1000, got -1"}},
+		{"enrich", func(c *Config) { c.Enrich = EnrichConfig{Inventory: true, Tags: true, TagRefresh: time.Minute} }, nil},
+		{"negative tag refresh", func(c *Config) { c.Enrich = EnrichConfig{Tags: true, TagRefresh: -time.Second} },
+			[]string{"enrich.tagRefresh: must be positive, got -1s"}},
+		{"tag refresh without tags", func(c *Config) { c.Enrich = EnrichConfig{Inventory: true, TagRefresh: time.Minute} },
+			[]string{"enrich.tagRefresh: has no effect without enrich.tags"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

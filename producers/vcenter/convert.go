@@ -67,6 +67,9 @@ type Converter struct {
 	InstanceUUID string // vCenter instance uuid (feeds the router-format id)
 	Format       Format // "" = tanzu
 	Encoding     string // "" = application/json
+	// Enrich, when set, adds extensions to each event after conversion
+	// (inventory enrichment). It must not block.
+	Enrich func(be types.BaseEvent, ev *event.Event)
 }
 
 // Convert returns the CloudEvent for be. Its time is the event's CreatedTime
@@ -122,6 +125,9 @@ func (c *Converter) Convert(be types.BaseEvent) (event.Event, error) {
 	ev.SetDataContentType(enc)
 	ev.DataEncoded = data
 	ev.DataBase64 = false
+	if c.Enrich != nil {
+		c.Enrich(be, &ev)
+	}
 
 	if err := ev.Validate(); err != nil {
 		return event.Event{}, fmt.Errorf("convert event %s: %w", key, err)

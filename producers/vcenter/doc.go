@@ -76,8 +76,15 @@
 // vrelay_vcenter_checkpoint_saves_total{result}, vrelay_vcenter_lag_seconds,
 // vrelay_vcenter_gaps_total, vrelay_vcenter_stalls_total,
 // vrelay_vcenter_sweeps_total, vrelay_vcenter_swept_events_total,
-// vrelay_vcenter_unknown_class_events_total and
-// vrelay_vcenter_undecodable_events_total.
+// vrelay_vcenter_unknown_class_events_total,
+// vrelay_vcenter_undecodable_events_total, and with enrich
+// vrelay_vcenter_enrich_misses_total{entity}.
+//
+// Enrichment. With [Config.Enrich], each event also carries the
+// inventory paths (vmpath, vmfolder, hostpath, ...) and vSphere tags
+// (vmtags, ...) of the objects it names, from a cache in package
+// inventory that each session rebuilds and a PropertyCollector keeps
+// current; a lookup never calls vCenter, and a miss adds nothing.
 //
 // # Example
 //

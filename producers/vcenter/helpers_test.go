@@ -59,6 +59,7 @@ func newSim(t testing.TB, password string) *sim {
 		t.Fatalf("create simulator model: %v", err)
 	}
 	m.Service.TLS = new(tls.Config)
+	m.Service.RegisterEndpoints = true // the tagging API, for enrich_test.go
 	m.Service.Listen = &url.URL{Host: "127.0.0.1:0"}
 	s := &sim{uuid: m.ServiceContent.About.InstanceUuid, user: "vrelay", password: "vrelay-secret"}
 	if password != "" {

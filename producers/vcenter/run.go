@@ -207,6 +207,10 @@ func (r *reader) session(ctx context.Context, cp **checkpoint) (progressed bool,
 		Format:       r.s.cfg.Format,
 		Encoding:     r.s.cfg.PayloadEncoding,
 	}
+	if e := r.s.enricher; e != nil {
+		defer e.start(ctx, c)()
+		conv.Enrich = e.enrich
+	}
 	// Reading and publishing overlap: while one page waits for its
 	// PubAcks, the next is read from vCenter. A busy vCenter outruns a
 	// reader that does one after the other, and vCenter (or the simulator,

@@ -54,6 +54,7 @@ type Source struct {
 	// waitHook, set by tests only, changes the newest event a change of
 	// the collector's latest page reported.
 	waitHook func(types.BaseEvent) types.BaseEvent
+	enricher *enricher // nil: enrich is off
 
 	running atomic.Bool
 }
@@ -191,6 +192,9 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		}
 	}
 	if s.metrics, err = newMetrics(o.reg, o.name); err != nil {
+		return nil, err
+	}
+	if s.enricher, err = newEnricher(s, o.reg); err != nil {
 		return nil, err
 	}
 	return s, nil
