@@ -423,6 +423,9 @@ type prepared struct {
 	// changed reports that the transform changed ev: the stored body is
 	// not its encoding any more.
 	changed bool
+	// sent is when the send ended (zero if not known): the delivery
+	// latency is measured up to then, without reading the clock again.
+	sent time.Time
 }
 
 // failureKind is the dead-letter failure of an unsendable message.
@@ -525,7 +528,11 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 	switch {
 	case err == nil:
 		d.metrics.outcome(delivered)
-		d.metrics.latency(time.Since(p.meta.Timestamp))
+		end := p.sent
+		if end.IsZero() {
+			end = time.Now()
+		}
+		d.metrics.latency(end.Sub(p.meta.Timestamp))
 		d.ack(p.msg)
 	case ctx.Err() != nil || errors.Is(err, errStopping):
 		// Shutting down: hand the event back for another replica or the next start.
@@ -551,22 +558,26 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 // send makes one attempt, telling JetStream the event is still being worked
 // on when the attempt outlasts half the ack wait (see [progress]).
 func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
-	slot.begin(p.msg, time.Now())
-	if err := d.waitRate(ctx, 1); err != nil {
-		slot.end()
-		return err
+	start := time.Now()
+	slot.begin(p.msg, start)
+	if d.limit != nil {
+		if err := d.waitRate(ctx, 1); err != nil {
+			slot.end()
+			return err
+		}
+		start = time.Now()
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
-	defer cancel()
 	// Unless a transform changed the event, a sink that sends structured
 	// JSON may send the stored body as it is.
 	if !p.changed {
 		ctx = ContextWithEncoded(ctx, p.msg.Data())
 	}
-	start := time.Now()
 	err := d.sink.Send(ctx, p.ev)
+	cancel()
 	slot.end()
-	d.metrics.sendDuration(time.Since(start))
+	p.sent = time.Now()
+	d.metrics.sendDuration(p.sent.Sub(start))
 	return err
 }
 
