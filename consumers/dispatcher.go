@@ -282,10 +282,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		p.run = func(jetstream.Msg) { d.batchWorker(ctx, sendCtx, p.work, filling, prog.slot()) }
 	} else {
 		p.run = func(first jetstream.Msg) {
-			slot := prog.slot()
-			d.handle(sendCtx, first, slot)
+			slot, sc := prog.slot(), newSendContext(sendCtx)
+			defer sc.close()
+			d.handle(sendCtx, first, slot, sc)
 			for msg := range p.work {
-				d.handle(sendCtx, msg, slot)
+				d.handle(sendCtx, msg, slot, sc)
 			}
 		}
 	}
@@ -563,7 +564,8 @@ func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 // handle takes one message to its outcome, sending it alone. It never
 // returns without having acked, naked or termed the message, except when
 // the connection is gone, in which case JetStream redelivers after AckWait.
-func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot) {
+// sc, if not nil, is the worker's context for its sends.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot, sc *sendContext) {
 	p, send := d.prepare(msg)
 	if !send {
 		if p.undecodable != nil {
@@ -571,7 +573,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSl
 		}
 		return
 	}
-	d.settle(ctx, &p, d.send(ctx, &p, slot))
+	d.settle(ctx, &p, d.send(ctx, &p, slot, sc))
 }
 
 // settle acks, naks or dead-letters one sent message on its own result.
@@ -613,8 +615,10 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 }
 
 // send makes one attempt, telling JetStream the event is still being worked
-// on when the attempt outlasts half the ack wait (see [progress]).
-func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
+// on when the attempt outlasts half the ack wait (see [progress]). sc, if
+// not nil, is the worker's context for its sends, which ctx must be the
+// parent of.
+func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot, sc *sendContext) error {
 	start := time.Now()
 	slot.begin(p.msg, start)
 	if d.limit != nil {
@@ -624,14 +628,24 @@ func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) erro
 		}
 		start = time.Now()
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
 	// Unless a transform changed the event, a sink that sends structured
 	// JSON may send the stored body as it is.
+	var body []byte
 	if !p.changed {
-		ctx = ContextWithEncoded(ctx, p.msg.Data())
+		body = p.msg.Data()
 	}
-	err := d.sink.Send(ctx, p.ev)
-	cancel()
+	var err error
+	if sc != nil {
+		err = d.sink.Send(sc.begin(start, d.route.Delivery.SendTimeout, body), p.ev)
+		sc.end()
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+		if body != nil {
+			sctx = ContextWithEncoded(sctx, body)
+		}
+		err = d.sink.Send(sctx, p.ev)
+		cancel()
+	}
 	slot.end()
 	p.sent = time.Now()
 	d.metrics.sendDuration(p.sent.Sub(start))

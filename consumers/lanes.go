@@ -642,7 +642,7 @@ func (d *Dispatcher) deliverHead(stop, ctx context.Context, s *scheduler, it *it
 		// Retries in place do not count in NumDelivered: count them here,
 		// for maxAttempts and the dead letter's attempts.
 		p.meta.NumDelivered = it.first + uint64(it.tries) - 1
-		err := d.send(ctx, p, nil)
+		err := d.send(ctx, p, nil, nil)
 		switch {
 		case err == nil:
 			d.health.delivered(d.log)
