@@ -652,9 +652,25 @@ func skipKey(b []byte, i int, n *int) int {
 	return skipWS(b, i+1, n)
 }
 
+// strPlain marks the bytes a string holds as they are: not the quote, not
+// the backslash, not a control character.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipStr skips the string at b[i] == '"', or returns -1.
 func skipStr(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		// Runs of plain bytes, most of any string, one lookup a byte.
+		for i < len(b) && strPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return -1
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1
