@@ -205,7 +205,9 @@ func (s *Sink) SendTo(ctx context.Context, target *url.URL, ev event.Event) erro
 		return err
 	}
 	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		if resp.ContentLength != 0 { // an empty answer, the usual one, has nothing to drain
+			_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		}
 		_ = resp.Body.Close()
 	}()
 
