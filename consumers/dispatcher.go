@@ -282,10 +282,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		p.run = func(jetstream.Msg) { d.batchWorker(ctx, sendCtx, p.work, filling, prog.slot()) }
 	} else {
 		p.run = func(first jetstream.Msg) {
-			slot := prog.slot()
-			d.handle(sendCtx, first, slot)
+			slot, sc := prog.slot(), newSendContext(sendCtx)
+			defer sc.close()
+			d.handle(sendCtx, first, slot, sc)
 			for msg := range p.work {
-				d.handle(sendCtx, msg, slot)
+				d.handle(sendCtx, msg, slot, sc)
 			}
 		}
 	}
@@ -413,9 +414,13 @@ func (d *Dispatcher) shutdownWait() time.Duration {
 
 // prepared is a message on its way to the sink.
 type prepared struct {
-	msg  jetstream.Msg
+	msg jetstream.Msg
+	// meta is msg's metadata once [prepared.metadata] parsed it: a delivery
+	// that succeeds at once needs only stored, which costs no allocation.
 	meta *jetstream.MsgMetadata
-	ev   event.Event
+	// stored is when the server stored the message.
+	stored time.Time
+	ev     event.Event
 	// undecodable, if not nil, says why the message cannot be sent: it is
 	// to be dead-lettered as failure, FailureDecode when that is empty.
 	undecodable error
@@ -423,6 +428,60 @@ type prepared struct {
 	// changed reports that the transform changed ev: the stored body is
 	// not its encoding any more.
 	changed bool
+	// sent is when the send ended (zero if not known): the delivery
+	// latency is measured up to then, without reading the clock again.
+	sent time.Time
+}
+
+// metadata returns the message's metadata, parsing it on first use.
+// prepare checked the reply subject it is parsed from.
+func (p *prepared) metadata() *jetstream.MsgMetadata {
+	if p.meta == nil {
+		meta, err := p.msg.Metadata()
+		if err != nil { // not after prepare's check
+			meta = &jetstream.MsgMetadata{Timestamp: p.stored}
+		}
+		p.meta = meta
+	}
+	return p.meta
+}
+
+// ackTimestamp reads the time the server stored a message from its reply
+// subject, and reports whether the subject is one nats.go's Metadata
+// reads: "$JS.ACK." and 9 tokens, or at least 11 (see nats.go's
+// parser.GetMetadataFields), the timestamp being the 8th token, or the
+// 10th of the longer form. It allocates nothing.
+func ackTimestamp(reply string) (time.Time, bool) {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
+		return time.Time{}, false
+	}
+	n := strings.Count(reply, ".") + 1
+	var pos int // of the timestamp's token
+	switch {
+	case n == 9:
+		pos = 7
+	case n >= 11:
+		pos = 9
+	default:
+		return time.Time{}, false
+	}
+	rest := reply
+	for range pos {
+		_, rest, _ = strings.Cut(rest, ".")
+	}
+	tok, _, _ := strings.Cut(rest, ".")
+	// As nats.go's parser.ParseNum: anything but digits reads as 0.
+	var ns uint64
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if c < '0' || c > '9' {
+			ns = 0
+			break
+		}
+		ns = ns*10 + uint64(c-'0')
+	}
+	return time.Unix(0, int64(ns)), true
 }
 
 // failureKind is the dead-letter failure of an unsendable message.
@@ -439,13 +498,15 @@ func (p *prepared) failureKind() string {
 // not wait for the dead-letter stream.
 func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 	p.msg = msg
-	meta, err := msg.Metadata()
-	if err != nil {
+	stored, ok := ackTimestamp(msg.Reply())
+	if !ok {
+		_, err := msg.Metadata() // for its reason
 		d.log.Error("message without jetstream metadata", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
 		return p, false
 	}
-	p.meta = meta
+	p.stored = stored
+	var err error
 	// Replays of vrelay before 0.2 came through the event stream, marked
 	// for their route.
 	if r := msg.Headers().Get(streams.HeaderReplayRoute); r != "" && r != d.route.Name {
@@ -503,7 +564,8 @@ func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 // handle takes one message to its outcome, sending it alone. It never
 // returns without having acked, naked or termed the message, except when
 // the connection is gone, in which case JetStream redelivers after AckWait.
-func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot) {
+// sc, if not nil, is the worker's context for its sends.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSlot, sc *sendContext) {
 	p, send := d.prepare(msg)
 	if !send {
 		if p.undecodable != nil {
@@ -511,7 +573,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, slot *sendSl
 		}
 		return
 	}
-	d.settle(ctx, &p, d.send(ctx, &p, slot))
+	d.settle(ctx, &p, d.send(ctx, &p, slot, sc))
 }
 
 // settle acks, naks or dead-letters one sent message on its own result.
@@ -525,14 +587,18 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 	switch {
 	case err == nil:
 		d.metrics.outcome(delivered)
-		d.metrics.latency(time.Since(p.meta.Timestamp))
+		end := p.sent
+		if end.IsZero() {
+			end = time.Now()
+		}
+		d.metrics.latency(end.Sub(p.stored))
 		d.ack(p.msg)
 	case ctx.Err() != nil || errors.Is(err, errStopping):
 		// Shutting down: hand the event back for another replica or the next start.
 		_ = p.msg.Nak()
 	case IsPermanent(err):
 		d.deadLetter(ctx, p, streams.FailurePermanent, err)
-	case int(p.meta.NumDelivered) >= d.route.Delivery.MaxAttempts:
+	case int(p.metadata().NumDelivered) >= d.route.Delivery.MaxAttempts:
 		d.deadLetter(ctx, p, streams.FailureExhausted, err)
 	default:
 		delay := d.backoff(int(p.meta.NumDelivered))
@@ -549,24 +615,40 @@ func (d *Dispatcher) settle(ctx context.Context, p *prepared, err error) {
 }
 
 // send makes one attempt, telling JetStream the event is still being worked
-// on when the attempt outlasts half the ack wait (see [progress]).
-func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot) error {
-	slot.begin(p.msg, time.Now())
-	if err := d.waitRate(ctx, 1); err != nil {
-		slot.end()
-		return err
+// on when the attempt outlasts half the ack wait (see [progress]). sc, if
+// not nil, is the worker's context for its sends, which ctx must be the
+// parent of.
+func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot, sc *sendContext) error {
+	start := time.Now()
+	slot.begin(p.msg, start)
+	if d.limit != nil {
+		if err := d.waitRate(ctx, 1); err != nil {
+			slot.end()
+			return err
+		}
+		start = time.Now()
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
-	defer cancel()
 	// Unless a transform changed the event, a sink that sends structured
 	// JSON may send the stored body as it is.
+	var body []byte
 	if !p.changed {
-		ctx = ContextWithEncoded(ctx, p.msg.Data())
+		body = p.msg.Data()
 	}
-	start := time.Now()
-	err := d.sink.Send(ctx, p.ev)
+	var err error
+	if sc != nil {
+		err = d.sink.Send(sc.begin(start, d.route.Delivery.SendTimeout, body), p.ev)
+		sc.end()
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+		if body != nil {
+			sctx = ContextWithEncoded(sctx, body)
+		}
+		err = d.sink.Send(sctx, p.ev)
+		cancel()
+	}
 	slot.end()
-	d.metrics.sendDuration(time.Since(start))
+	p.sent = time.Now()
+	d.metrics.sendDuration(p.sent.Sub(start))
 	return err
 }
 
@@ -719,7 +801,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch, slot *sendSlot) []
 // and will come back: it is never dropped. An ordered route is not naked:
 // its lane tries again in place. It reports whether the dead letter was stored.
 func (d *Dispatcher) deadLetter(ctx context.Context, p *prepared, kind string, cause error) bool {
-	msg, meta := p.msg, p.meta
+	msg, meta := p.msg, p.metadata()
 	dl := streams.DeadLetter{
 		Route:    d.route.Name,
 		Reason:   cause.Error(),

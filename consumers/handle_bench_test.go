@@ -61,7 +61,9 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	b.SetBytes(int64(len(msg.Data())))
 	b.ReportAllocs()
+	sc := newSendContext(b.Context())
+	defer sc.close()
 	for b.Loop() {
-		d.handle(b.Context(), msg, &sendSlot{})
+		d.handle(b.Context(), msg, &sendSlot{}, sc)
 	}
 }

@@ -278,7 +278,7 @@ func (s *scheduler) add(it *item, id laneID) {
 	if !it.replay {
 		if old := s.bySeq[it.order]; old != nil {
 			if !old.busy {
-				old.p.msg, old.p.meta, old.dseq = it.p.msg, it.p.meta, it.dseq
+				old.p.msg, old.p.meta, old.p.stored, old.dseq = it.p.msg, it.p.meta, it.p.stored, it.dseq
 				old.touched = it.touched
 			}
 			return
@@ -619,9 +619,10 @@ func (d *Dispatcher) orderedIntake(ctx context.Context, s *scheduler, replay boo
 		} else {
 			id = laneID{unset: true}
 		}
-		item := &item{p: p, dseq: dseq, replay: replay, first: p.meta.NumDelivered, touched: time.Now()}
+		meta := p.metadata() // a lane reads it for every attempt
+		item := &item{p: p, dseq: dseq, replay: replay, first: meta.NumDelivered, touched: time.Now()}
 		if !replay {
-			item.order = p.meta.Sequence.Stream
+			item.order = meta.Sequence.Stream
 		}
 		s.add(item, id)
 	}
@@ -641,7 +642,7 @@ func (d *Dispatcher) deliverHead(stop, ctx context.Context, s *scheduler, it *it
 		// Retries in place do not count in NumDelivered: count them here,
 		// for maxAttempts and the dead letter's attempts.
 		p.meta.NumDelivered = it.first + uint64(it.tries) - 1
-		err := d.send(ctx, p, nil)
+		err := d.send(ctx, p, nil, nil)
 		switch {
 		case err == nil:
 			d.health.delivered(d.log)

@@ -78,11 +78,16 @@ func Encode(subject string, ev *event.Event, msgID string) (*nats.Msg, error) {
 //
 // json.Unmarshal reads the body three times: it validates it, finds the
 // end of the object, and lets the SDK parse it, whose parser then walks the
-// data a field at a time. Decode validates once, then reads the shape
-// MarshalEvent writes (specversion 1.0 first, string attributes, string,
-// boolean and integer extensions, data or data_base64) in one pass of its
-// own; anything else goes to the SDK's parser.
+// data a field at a time. Decode reads the shape MarshalEvent writes
+// (specversion 1.0 first, string attributes, string, boolean and integer
+// extensions, data or data_base64) in one pass of its own that validates
+// as it goes; anything else is validated, then goes to the SDK's parser.
 func Decode(data []byte) (event.Event, error) {
+	// decodeV1 checks all it reads as json.Valid does, so an event it
+	// returns comes from valid JSON: the body is read once.
+	if ev, ok := decodeV1(data); ok {
+		return ev, nil
+	}
 	if !validJSON(data) {
 		// Slow path, for json.Unmarshal's error message.
 		ev := event.New()
@@ -92,9 +97,6 @@ func Decode(data []byte) (event.Event, error) {
 		}
 		return ev, fmt.Errorf("decode cloudevent: %w", err)
 	}
-	if ev, ok := decodeV1(data); ok {
-		return ev, nil
-	}
 	ev := event.New()
 	if err := ev.UnmarshalJSON(data); err != nil {
 		return ev, fmt.Errorf("decode cloudevent: %w", err)
@@ -102,13 +104,15 @@ func Decode(data []byte) (event.Event, error) {
 	return ev, nil
 }
 
-// decodeV1 reads a valid JSON object that starts with "specversion":"1.0"
+// decodeV1 reads a JSON object that starts with "specversion":"1.0"
 // and has keys without escapes, string attributes, extensions that are
 // strings, booleans or small integers, and data or data_base64. It gives
 // the event the SDK's parser gives (see readJsonFromIterator in sdk-go's
 // event/event_unmarshal.go), but for the data rules of [MarshalEvent], or
 // false for the SDK to handle the rest: other versions, escapes it does not
 // read, other extension values, duplicate keys, values the SDK rejects.
+// It checks everything it reads as json.Valid does (the data with
+// scanValue), so it never returns true for a body that is not valid JSON.
 func decodeV1(b []byte) (event.Event, bool) {
 	p := scanner{b: b}
 	if !p.consume('{') {
@@ -146,7 +150,9 @@ func decodeV1(b []byte) (event.Event, bool) {
 		switch {
 		case attr == attrData || attr == attrDataBase64:
 			start := p.i
-			if _, ok := p.value(); !ok {
+			p.ws()
+			// Nested in the event's object: one level less to go.
+			if p.i = scanValue(b, p.i, 1, new(int)); p.i < 0 {
 				return event.Event{}, false
 			}
 			end := p.i
@@ -160,7 +166,7 @@ func decodeV1(b []byte) (event.Event, bool) {
 			data = b[start:end]
 			continue
 		case !known:
-			k := string(kb)
+			k := internString(kb)
 			v, ok := p.extension()
 			if !ok {
 				return event.Event{}, false
@@ -170,15 +176,15 @@ func decodeV1(b []byte) (event.Event, bool) {
 			}
 			continue
 		}
-		v, ok := p.str()
+		v, ok := p.strBytes()
 		if !ok {
 			return event.Event{}, false
 		}
 		switch attr {
 		case attrID:
-			ec.ID = v
+			ec.ID = string(v)
 		case attrType:
-			ec.Type = v
+			ec.Type = internString(v)
 		case attrSource:
 			u, ok := parseSource(v)
 			if !ok {
@@ -186,19 +192,21 @@ func decodeV1(b []byte) (event.Event, bool) {
 			}
 			ec.Source = u
 		case attrSubject:
-			if v != "" {
-				ec.Subject = &v
+			if len(v) > 0 {
+				s := string(v)
+				ec.Subject = &s
 			}
 		case attrTime:
-			t, err := cetypes.ParseTimestamp(v)
+			t, err := cetypes.ParseTimestamp(string(v))
 			if err != nil {
 				return event.Event{}, false
 			}
 			ec.Time = t
 		case attrDataContentType:
-			ec.DataContentType = &v
+			s := internString(v)
+			ec.DataContentType = &s
 		case attrDataSchema:
-			ec.DataSchema = cetypes.ParseURI(v)
+			ec.DataSchema = cetypes.ParseURI(string(v))
 		default: // specversion again
 			return event.Event{}, false
 		}
@@ -238,30 +246,73 @@ func decodeV1(b []byte) (event.Event, bool) {
 	return ev, true
 }
 
-// sources caches parsed event sources: a stream holds the events of a few
-// sources, and parsing the same URL for every event cost more than the
-// rest of the attributes together.
+// Attribute values that repeat from one event to the next are kept once,
+// so that decoding them costs no allocation: sources (parsing the same URL
+// for every event cost more than the rest of the attributes together),
+// types and content types, extension names and values.
 var (
-	sources     sync.Map // string → cetypes.URIRef
-	sourceCount atomic.Int32
+	sources    = internTable[cetypes.URIRef]{max: 1024} // webhook senders choose their sources
+	attrValues = internTable[string]{max: 1024}
+	extValues  = internTable[any]{max: 1024}
 )
 
-// maxSources bounds sources: webhook senders choose their sources.
-const maxSources = 1024
+// maxInterned bounds the length of a value worth keeping.
+const maxInterned = 256
 
-// parseSource is cetypes.ParseURIRef, cached.
-func parseSource(s string) (cetypes.URIRef, bool) {
-	if u, ok := sources.Load(s); ok {
-		return u.(cetypes.URIRef), true
+// internTable maps the bytes of a value to what they decode to, for at
+// most max values: the first ones seen. Reads take no lock and allocate
+// nothing; each new value copies the map, which happens at most max times.
+type internTable[T any] struct {
+	m   atomic.Pointer[map[string]T]
+	mu  sync.Mutex
+	max int
+}
+
+// get returns what b decodes to, from the table or from decode(string(b)).
+func (t *internTable[T]) get(b []byte, decode func(string) (T, bool)) (T, bool) {
+	if m := t.m.Load(); m != nil {
+		if v, ok := (*m)[string(b)]; ok {
+			return v, true
+		}
 	}
-	u := cetypes.ParseURIRef(s)
-	if u == nil {
-		return cetypes.URIRef{}, false
+	s := string(b)
+	v, ok := decode(s)
+	if !ok || len(s) > maxInterned {
+		return v, ok
 	}
-	if sourceCount.Add(1) <= maxSources {
-		sources.Store(s, *u)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.m.Load()
+	if old == nil {
+		old = new(map[string]T)
 	}
-	return *u, true
+	if len(*old) >= t.max {
+		return v, true
+	}
+	m := make(map[string]T, len(*old)+1)
+	for k, e := range *old {
+		m[k] = e
+	}
+	m[s] = v
+	t.m.Store(&m)
+	return v, true
+}
+
+// parseSource is cetypes.ParseURIRef, kept for the sources seen first.
+func parseSource(b []byte) (cetypes.URIRef, bool) {
+	return sources.get(b, func(s string) (cetypes.URIRef, bool) {
+		u := cetypes.ParseURIRef(s)
+		if u == nil {
+			return cetypes.URIRef{}, false
+		}
+		return *u, true
+	})
+}
+
+// internString returns string(b), kept once for the values seen first.
+func internString(b []byte) string {
+	s, _ := attrValues.get(b, func(s string) (string, bool) { return s, true })
+	return s
 }
 
 // The attributes decodeV1 knows; every other key is an extension.
@@ -326,6 +377,9 @@ func (p *scanner) raw() ([]byte, bool) {
 		case '\\':
 			return nil, false
 		}
+		if p.b[p.i] < 0x20 { // not allowed in a JSON string
+			return nil, false
+		}
 		p.i++
 	}
 	return nil, false
@@ -337,15 +391,18 @@ func (p *scanner) key() ([]byte, bool) {
 	return k, ok && p.consume(':')
 }
 
-// str reads a string, unescaped.
-func (p *scanner) str() (string, bool) {
+// strBytes reads a string and returns its content, unescaped; without
+// escapes it shares the body's memory.
+func (p *scanner) strBytes() ([]byte, bool) {
 	p.ws()
 	start := p.i
-	if p.i >= len(p.b) || p.b[p.i] != '"' || !p.skipString() {
-		return "", false
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
 	}
-	s, ok := unquote(p.b[start:p.i])
-	return string(s), ok
+	if p.i = skipStr(p.b, p.i); p.i < 0 {
+		return nil, false
+	}
+	return unquote(p.b[start:p.i])
 }
 
 // extension reads an extension value as the SDK's parser does: a string,
@@ -358,13 +415,28 @@ func (p *scanner) extension() (any, bool) {
 	}
 	switch p.b[p.i] {
 	case '"':
-		return p.str()
-	case 't', 'f':
-		v, ok := p.value()
-		return string(v) == "true", ok
+		v, ok := p.strBytes()
+		if !ok {
+			return nil, false
+		}
+		return extValues.get(v, func(s string) (any, bool) { return s, true })
+	case 't':
+		if p.i = skipLit(p.b, p.i, "true"); p.i < 0 {
+			return nil, false
+		}
+		return true, true
+	case 'f':
+		if p.i = skipLit(p.b, p.i, "false"); p.i < 0 {
+			return nil, false
+		}
+		return false, true
 	}
-	v, ok := p.value()
-	if !ok || len(v) > 10 || bytes.ContainsAny(v, ".eE") {
+	start := p.i
+	if p.i = skipNum(p.b, p.i); p.i < 0 {
+		return nil, false
+	}
+	v := p.b[start:p.i]
+	if len(v) > 10 || bytes.ContainsAny(v, ".eE") {
 		return nil, false
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
@@ -453,74 +525,6 @@ func hex4(q []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// value skips any value and returns it, with the white space before it
-// (as the SDK's parser captures it).
-func (p *scanner) value() ([]byte, bool) {
-	start := p.i
-	p.ws()
-	if p.i >= len(p.b) {
-		return nil, false
-	}
-	switch p.b[p.i] {
-	case '"':
-		if !p.skipString() {
-			return nil, false
-		}
-	case '{', '[':
-		depth := 0
-		for {
-			if p.i >= len(p.b) {
-				return nil, false
-			}
-			switch p.b[p.i] {
-			case '"':
-				if !p.skipString() {
-					return nil, false
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-			}
-			p.i++
-			if depth == 0 {
-				break
-			}
-		}
-	default: // a number, true, false or null
-		for p.i < len(p.b) && !isDelim(p.b[p.i]) {
-			p.i++
-		}
-	}
-	return p.b[start:p.i], true
-}
-
-// skipString skips the string that starts at p.i.
-func (p *scanner) skipString() bool {
-	p.i++
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '\\':
-			p.i += 2
-			continue
-		case '"':
-			p.i++
-			return true
-		}
-		p.i++
-	}
-	return false
-}
-
-func isDelim(c byte) bool {
-	switch c {
-	case ',', '}', ']', ' ', '\t', '\n', '\r':
-		return true
-	}
-	return false
-}
-
 // maxDepth is encoding/json's limit on nested objects and arrays.
 const maxDepth = 10000
 
@@ -538,75 +542,85 @@ func validJSON(b []byte) bool {
 // is compact: without white space outside strings, so that json.Compact
 // would return it unchanged.
 func scanJSON(b []byte) (valid, compact bool) {
+	n := len(b) // bytes not white space outside strings
+	i := skipWS(b, 0, &n)
+	if i = scanValue(b, i, 0, &n); i < 0 {
+		return false, false
+	}
+	i = skipWS(b, i, &n)
+	return i == len(b), i == len(b) && n == len(b)
+}
+
+// scanValue checks the JSON value that starts at b[i], as json.Valid
+// would inside depth containers, and returns where it ends, or -1. It
+// takes the white space it skips inside the value off *n.
+func scanValue(b []byte, i, depth int, n *int) int {
 	var buf [64]byte
 	stack := buf[:0] // the open containers, '{' or '['
-	n := len(b)      // bytes not white space outside strings
-	i := skipWS(b, 0, &n)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
-			return false, false
+			return -1
 		}
 		switch c := b[i]; c {
 		case '{', '[':
-			if len(stack) == maxDepth {
-				return false, false
+			if depth+len(stack) == maxDepth {
+				return -1
 			}
 			stack = append(stack, c)
-			i = skipWS(b, i+1, &n)
+			i = skipWS(b, i+1, n)
 			if i < len(b) && b[i] == c+2 { // '}' or ']'
 				stack = stack[:len(stack)-1]
 				i++
 				break
 			}
 			if c == '{' {
-				if i = skipKey(b, i, &n); i < 0 {
-					return false, false
+				if i = skipKey(b, i, n); i < 0 {
+					return -1
 				}
 			}
 			continue
 		case '"':
 			if i = skipStr(b, i); i < 0 {
-				return false, false
+				return -1
 			}
 		case 't':
 			if i = skipLit(b, i, "true"); i < 0 {
-				return false, false
+				return -1
 			}
 		case 'f':
 			if i = skipLit(b, i, "false"); i < 0 {
-				return false, false
+				return -1
 			}
 		case 'n':
 			if i = skipLit(b, i, "null"); i < 0 {
-				return false, false
+				return -1
 			}
 		default:
 			if i = skipNum(b, i); i < 0 {
-				return false, false
+				return -1
 			}
 		}
 		// A value ended at i: close containers until the next value.
 		for {
-			i = skipWS(b, i, &n)
 			if len(stack) == 0 {
-				return i == len(b), i == len(b) && n == len(b)
+				return i
 			}
-			if i >= len(b) {
-				return false, false
+			if i = skipWS(b, i, n); i >= len(b) {
+				return -1
 			}
 			open := stack[len(stack)-1]
 			if b[i] == ',' {
-				i = skipWS(b, i+1, &n)
+				i = skipWS(b, i+1, n)
 				if open == '{' {
-					if i = skipKey(b, i, &n); i < 0 {
-						return false, false
+					if i = skipKey(b, i, n); i < 0 {
+						return -1
 					}
 				}
 				break
 			}
 			if b[i] != open+2 {
-				return false, false
+				return -1
 			}
 			stack = stack[:len(stack)-1]
 			i++
@@ -638,9 +652,25 @@ func skipKey(b []byte, i int, n *int) int {
 	return skipWS(b, i+1, n)
 }
 
+// strPlain marks the bytes a string holds as they are: not the quote, not
+// the backslash, not a control character.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipStr skips the string at b[i] == '"', or returns -1.
 func skipStr(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		// Runs of plain bytes, most of any string, one lookup a byte.
+		for i < len(b) && strPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return -1
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1

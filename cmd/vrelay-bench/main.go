@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrelay/vrelay/consumers"
+	"github.com/vrelay/vrelay/consumers/httpsink"
 	"github.com/vrelay/vrelay/producers"
 )
 
@@ -67,6 +68,7 @@ type options struct {
 	rounds   int
 	inFlight int
 	filter   string
+	mode     string // the pipeline route's CloudEvents HTTP mode
 	pacedFor time.Duration
 
 	webhookEvents  int
@@ -100,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of pipeline and relay runs (ABBA order); the best of each counts")
 	fs.IntVar(&o.inFlight, "inflight", 64, "in-flight sends of the route and workers of the relay")
 	fs.StringVar(&o.filter, "filter", typicalFilter, "the route's filter in the pipeline scenario")
+	fs.StringVar(&o.mode, "mode", httpsink.ModeStructured,
+		"the pipeline route's CloudEvents HTTP mode, structured (what the relay posts) or binary")
 	fs.DurationVar(&o.pacedFor, "paced", 3*time.Second, "duration of the paced latency runs")
 	fs.IntVar(&o.webhookEvents, "webhook-events", 30_000, "events posted to the webhook")
 	fs.IntVar(&o.webhookClients, "webhook-clients", 32, "concurrent webhook clients")
@@ -123,6 +127,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.mode != httpsink.ModeStructured && o.mode != httpsink.ModeBinary {
+		return o, fmt.Errorf("-mode %q: want %s or %s", o.mode, httpsink.ModeStructured, httpsink.ModeBinary)
 	}
 	for _, list := range []string{o.only, o.skip, o.profile} {
 		for _, s := range splitList(list) {
@@ -178,7 +185,7 @@ func (o options) enabled(s string) bool {
 func (o options) settings() map[string]any {
 	return map[string]any{
 		"quick": o.quick, "events": o.events, "rounds": o.rounds, "in_flight": o.inFlight,
-		"filter": o.filter, "paced_s": o.pacedFor.Seconds(),
+		"filter": o.filter, "mode": o.mode, "paced_s": o.pacedFor.Seconds(),
 		"webhook_events": o.webhookEvents, "webhook_clients": o.webhookClients,
 		"vcenter_events": o.vcEvents, "vcenter_workers": o.vcWorkers, "vcenter_idle_events": o.vcIdle,
 		"slow_delay_ms": ms(o.slowDelay), "slow_run_s": o.slowFor.Seconds(),

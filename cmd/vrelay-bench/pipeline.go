@@ -266,7 +266,11 @@ func (b *bench) runPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sink, err := httpsink.New(httpsink.Config{URL: b.recv.url})
+	// The relay posts each stored body as a structured CloudEvent; the
+	// route sends the same bytes (structured mode, the default here) so that
+	// both do the same work at the same receiver. -mode binary measures the
+	// route in binary mode.
+	sink, err := httpsink.New(httpsink.Config{URL: b.recv.url, Mode: b.opt.mode})
 	if err != nil {
 		return err
 	}

@@ -161,8 +161,14 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 // Knative sink resolves it through the Kubernetes API). target must be an
 // absolute http or https URL; the caller must not modify it afterwards.
 func (s *Sink) SendTo(ctx context.Context, target *url.URL, ev event.Event) error {
-	sendCtx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	sendCtx := ctx
+	// The dispatcher's own send timeout usually ends first: a timer of our
+	// own would never fire.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.timeout {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 
 	if target == nil || !target.IsAbs() || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
 		return consumers.Permanent(errors.New("target is not an absolute http or https URL"))
@@ -199,7 +205,9 @@ func (s *Sink) SendTo(ctx context.Context, target *url.URL, ev event.Event) erro
 		return err
 	}
 	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		if resp.ContentLength != 0 { // an empty answer, the usual one, has nothing to drain
+			_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		}
 		_ = resp.Body.Close()
 	}()
 
@@ -237,12 +245,34 @@ func writeStructured(ctx context.Context, req *http.Request, ev *event.Event) er
 			return err
 		}
 	}
-	req.Header["Content-Type"] = []string{streams.ContentType}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	req.ContentLength = int64(len(body))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Header["Content-Type"] = structuredContentType
+	setBody(req, body)
 	return nil
 }
+
+// structuredContentType is the Content-Type header of structured mode;
+// nothing appends to it.
+var structuredContentType = []string{streams.ContentType}
+
+// setBody makes body the body of req, which net/http may read again (on
+// a kept-alive connection that turned out closed).
+func setBody(req *http.Request, body []byte) {
+	req.Body = newBodyReader(body)
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
+}
+
+// bodyReader is a request body: one allocation where io.NopCloser of a
+// bytes.Reader takes two.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := &bodyReader{}
+	r.Reset(b)
+	return r
+}
+
+func (*bodyReader) Close() error { return nil }
 
 // writeBinary fills req in the CloudEvents HTTP binary mode exactly as
 // cehttp.WriteRequest does, for a CloudEvents 1.0 event (every event vrelay
@@ -253,7 +283,8 @@ func writeStructured(ctx context.Context, req *http.Request, ev *event.Event) er
 func writeBinary(ctx context.Context, req *http.Request, ev *event.Event) error {
 	ec, ok := ev.Context.(*event.EventContextV1)
 	if !ok {
-		return cehttp.WriteRequest(ctx, binding.ToMessage(ev), req)
+		e := *ev // so that the caller's event stays on its stack
+		return cehttp.WriteRequest(ctx, binding.ToMessage(&e), req)
 	}
 	h := req.Header
 	// One array holds every header's value, as net/http's reader does.
@@ -287,9 +318,7 @@ func writeBinary(ctx context.Context, req *http.Request, ev *event.Event) error 
 		add(extensionHeader(name), s)
 	}
 	if body := ev.Data(); len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		setBody(req, body)
 	}
 	return nil
 }

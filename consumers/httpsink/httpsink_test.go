@@ -457,3 +457,38 @@ func TestSendToAndRetryableStatus(t *testing.T) {
 		t.Errorf("SendTo(a relative URL): got %v, want a permanent error", err)
 	}
 }
+
+// TestConnectionReuseEmptyAnswer checks that sends answered with no body,
+// which the sink does not drain, still share a connection, and that a
+// chunked answer of unknown length is drained.
+func TestConnectionReuseEmptyAnswer(t *testing.T) {
+	var conns, n atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "ok")
+		w.(http.Flusher).Flush() // a chunked body: length unknown
+		_, _ = io.WriteString(w, " and more")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	s := newSink(t, httpsink.Config{URL: srv.URL, Mode: httpsink.ModeStructured})
+	const sends = 20
+	for range sends {
+		if err := s.Send(t.Context(), newEvent()); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	if got := conns.Load(); got > sends/4 {
+		t.Errorf("connections for %d sequential sends: got %d, want them reused (at most %d)", sends, got, sends/4)
+	}
+}
