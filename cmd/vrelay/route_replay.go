@@ -118,12 +118,18 @@ func cmdRouteReplay(args []string, stdout, stderr io.Writer) int {
 	if c, ok := sink.(io.Closer); ok {
 		defer c.Close()
 	}
+	transform, err := r.CompileTransform()
+	if err != nil {
+		fmt.Fprintln(stderr, "vrelay route replay:", err)
+		return 1
+	}
 	prog := newReplayProgress(stderr)
 	d, err := consumers.NewDispatcher(conn.js, consumers.Route{
-		Name:     r.Name,
-		Subjects: r.Subjects,
-		Filter:   filter,
-		Delivery: r.Delivery,
+		Name:      r.Name,
+		Subjects:  r.Subjects,
+		Filter:    filter,
+		Transform: transform,
+		Delivery:  r.Delivery,
 	}, sink, consumers.WithLogger(log), consumers.WithSubjectRoot(cfg.Streams.SubjectRoot),
 		consumers.WithEphemeral(consumers.ReplayWindow{Since: since, Until: until, Progress: prog.update}))
 	if err != nil {

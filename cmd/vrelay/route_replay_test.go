@@ -25,11 +25,12 @@ import (
 )
 
 // replayReceiver records the ce-id of each request and rejects, with a
-// 400, the ids in reject.
+// 400, the ids in reject and, when wantType is set, any other type.
 type replayReceiver struct {
-	mu     sync.Mutex
-	ids    []string
-	reject map[string]bool
+	mu       sync.Mutex
+	ids      []string
+	reject   map[string]bool
+	wantType string
 }
 
 func (rr *replayReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +38,7 @@ func (rr *replayReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rr.mu.Lock()
 	rr.ids = append(rr.ids, id)
 	rr.mu.Unlock()
-	if rr.reject[id] {
+	if rr.reject[id] || (rr.wantType != "" && r.Header.Get("Ce-Type") != rr.wantType) {
 		http.Error(w, "rejected", http.StatusBadRequest)
 		return
 	}
@@ -91,7 +92,9 @@ func TestRouteReplayCommand(t *testing.T) {
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	natsAddr := freePort(t)
-	recvA := &replayReceiver{reject: map[string]bool{"b2": true}}
+	// Route ra's transform renames the type: a replay that skipped it
+	// would be rejected.
+	recvA := &replayReceiver{reject: map[string]bool{"b2": true}, wantType: "com.example.replayed"}
 	recvB := &replayReceiver{}
 	srvA, srvB := httptest.NewServer(recvA), httptest.NewServer(recvB)
 	t.Cleanup(srvA.Close)
@@ -104,6 +107,8 @@ http: {listen: "off"}
 routes:
   - name: ra
     filter: 'type == "com.example.t"'
+    transform:
+      - set: {type: '"com.example.replayed"'}
     sink: {type: http, http: {url: %q, timeout: 1s}}
     delivery: {maxAttempts: 2, sendTimeout: 2s, ackWait: 5s, backoff: {initial: 100ms, max: 200ms}}
   - name: rb
