@@ -160,15 +160,28 @@ func TestKeyJumpSwept(t *testing.T) {
 	cfg.StallCheckInterval = time.Hour // the jump alone must be noticed
 	reg := prometheus.NewRegistry()
 	src := e.source(t, cfg, vcenter.WithRegisterer(reg), vcenter.WithHealthEvents(e.js))
+	hidden := func(be types.BaseEvent) bool {
+		ex, ok := be.(*types.EventEx)
+		return ok && strings.HasPrefix(ex.Message, "hidden-")
+	}
 	vcenter.SetReadHook(src, func(page []types.BaseEvent) []types.BaseEvent {
 		var out []types.BaseEvent
 		for _, be := range page {
-			if ex, ok := be.(*types.EventEx); ok && strings.HasPrefix(ex.Message, "hidden-") {
-				continue
+			if !hidden(be) {
+				out = append(out, be)
 			}
-			out = append(out, be)
 		}
 		return out
+	})
+	// The collector's latest page does not show them either: otherwise a
+	// read between two posts makes the stall check sweep the first ones
+	// and start a new collector, after which the rest is a jump smaller
+	// than a page, which is by design no gap.
+	vcenter.SetWaitHook(src, func(be types.BaseEvent) types.BaseEvent {
+		if hidden(be) {
+			return nil
+		}
+		return be
 	})
 	running(t, src, e.publisher(src), e.logs)
 	e.sim.post(t, e.sim.eventEx("before"))
