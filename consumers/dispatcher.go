@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,12 @@ type Dispatcher struct {
 	// (lanes.go); pinnedTTL > 0 pins its consumer to one replica.
 	order     *orderKey
 	pinnedTTL time.Duration
+	// headersOnly: the route needs only the attributes the message headers
+	// copy and the stored body (see [StoredBodySink]).
+	headersOnly bool
+	// sendTimeout bounds each send: Delivery.SendTimeout, or the sink's
+	// own timeout when that is shorter (see [TimeoutSink]).
+	sendTimeout time.Duration
 }
 
 // NewDispatcher returns the dispatcher of route r delivering to sink. A
@@ -131,6 +138,13 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		shutdownTimeout: o.shutdownTimeout,
 		filterErrLog:    rateLimited{every: 10 * time.Second},
 		health:          newHealth(o.healthInterval),
+		headersOnly:     headersSuffice(r, sink),
+		sendTimeout:     r.Delivery.SendTimeout,
+	}
+	if ts, ok := sink.(TimeoutSink); ok {
+		if t := ts.SendTimeout(); t > 0 && t < d.sendTimeout {
+			d.sendTimeout = t
+		}
 	}
 	if o.ephemeral != nil {
 		// A replay has its own consumer, which no replica shares.
@@ -139,6 +153,34 @@ func NewDispatcher(js jetstream.JetStream, r Route, sink Sink, opts ...Option) (
 		d.ephemeral = newEphemeral(o.ephemeral, d.metrics)
 	}
 	return d, nil
+}
+
+// headerAttributes are the attributes the headers of a stored message copy
+// (streams.DecodeHeaders).
+var headerAttributes = []string{"id", "source", "subject", "type"}
+
+// headersSuffice reports whether route r delivering to sink needs no more
+// of an event than the attributes its message headers copy and its stored
+// body: the sink sends the stored body as it is, nothing changes or keys
+// the event, and the filter, if any, reads only those attributes.
+func headersSuffice(r Route, sink Sink) bool {
+	s, ok := sink.(StoredBodySink)
+	if !ok || !s.SendsStoredBody() || r.Transform != nil || r.Delivery.OrderBy != nil || r.Delivery.MaxBatch > 1 {
+		return false
+	}
+	if r.Filter == nil {
+		return true
+	}
+	names, all := r.Filter.Reads()
+	if all {
+		return false
+	}
+	for _, n := range names {
+		if !slices.Contains(headerAttributes, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // PullExpiry is how long each pull request of a route waits on the server.
@@ -514,10 +556,15 @@ func (d *Dispatcher) prepare(msg jetstream.Msg) (p prepared, send bool) {
 		d.ack(msg)
 		return p, false
 	}
-	p.ev, err = streams.Decode(msg.Data())
-	if err != nil {
-		p.undecodable = err
-		return p, false
+	headers := false
+	if d.headersOnly {
+		p.ev, headers = streams.DecodeHeaders(msg.Headers())
+	}
+	if !headers {
+		if p.ev, err = streams.Decode(msg.Data()); err != nil {
+			p.undecodable = err
+			return p, false
+		}
 	}
 	if f := d.route.Filter; f != nil {
 		ok, err := f.Match(p.ev)
@@ -636,10 +683,10 @@ func (d *Dispatcher) send(ctx context.Context, p *prepared, slot *sendSlot, sc *
 	}
 	var err error
 	if sc != nil {
-		err = d.sink.Send(sc.begin(start, d.route.Delivery.SendTimeout, body), p.ev)
+		err = d.sink.Send(sc.begin(start, d.sendTimeout, body), p.ev)
 		sc.end()
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, d.route.Delivery.SendTimeout)
+		sctx, cancel := context.WithTimeout(ctx, d.sendTimeout)
 		if body != nil {
 			sctx = ContextWithEncoded(sctx, body)
 		}

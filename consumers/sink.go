@@ -47,6 +47,31 @@ type BatchSink interface {
 	SendBatch(ctx context.Context, evs []event.Event) []error
 }
 
+// StoredBodySink is an optional capability of a [Sink] that sends the
+// stored body as it is. SendsStoredBody reports whether Send needs nothing
+// of the event but its id, type, source and subject, and the body that
+// [EncodedFromContext] returns (structured-mode JSON: httpsink in
+// structured mode, natssink).
+//
+// For such a sink, a route with no transform and no orderBy, whose filter
+// reads no other attribute (or that has none), takes each message that
+// carries the headers vrelay's encoding writes without decoding its body:
+// the event it sends is made from those headers
+// ([github.com/vrelay/vrelay/streams.DecodeHeaders]), and the context
+// always carries the stored body. Any other message is decoded as usual.
+type StoredBodySink interface {
+	SendsStoredBody() bool
+}
+
+// TimeoutSink is an optional capability of a [Sink] that bounds each
+// attempt by a timeout of its own (an http sink's timeout). The
+// [Dispatcher] then ends each send by the earlier of that and the route's
+// Delivery.SendTimeout, so that the sink finds its bound in ctx's deadline
+// and needs no timer of its own per send.
+type TimeoutSink interface {
+	SendTimeout() time.Duration
+}
+
 // PermanentError marks a delivery failure that a retry cannot fix.
 type PermanentError struct{ Err error }
 

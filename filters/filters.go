@@ -348,6 +348,26 @@ func (f *Filter) UsesData() bool {
 	return f != nil && f.p != nil && f.p.usesData
 }
 
+// Reads returns the names of the event environment the expression reads,
+// sorted: context attributes ("type", "source", ...), "data", "ext" and
+// extension names. all is true when the expression uses $env and so may
+// read any of them. A caller that can supply some attributes more cheaply
+// than by decoding the whole event (the Ce-* headers of a stored message)
+// uses it to decide whether those suffice.
+func (f *Filter) Reads() (names []string, all bool) {
+	if f == nil || f.p == nil {
+		return nil, false
+	}
+	if f.p.all {
+		return nil, true
+	}
+	names = make([]string, len(f.p.bindings))
+	for i, b := range f.p.bindings {
+		names[i] = b.name
+	}
+	return names, false
+}
+
 // String returns the source of the expression, as given to [Compile].
 func (f *Filter) String() string {
 	if f == nil || f.p == nil {

@@ -1,6 +1,7 @@
 package httpsink_test
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -339,6 +340,26 @@ func TestTimeout(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "no response within 50ms") {
 		t.Errorf("error: got %q, want it to name the timeout", err)
+	}
+	if got := s.SendTimeout(); got != 50*time.Millisecond {
+		t.Errorf("SendTimeout(): got %s, want 50ms", got)
+	}
+
+	// The dispatcher ends each send by the sink's timeout (SendTimeout),
+	// and by its own send timeout when that is shorter: the error names
+	// whichever bound the attempt.
+	for _, bound := range []time.Duration{50 * time.Millisecond, 30 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(t.Context(), bound)
+		err = s.Send(ctx, newEvent())
+		cancel()
+		if err == nil || consumers.IsPermanent(err) {
+			t.Fatalf("Send() within %s: got %v, want a retryable error", bound, err)
+		}
+		_, after, ok := strings.Cut(err.Error(), "no response within ")
+		named, perr := time.ParseDuration(strings.SplitN(after, ":", 2)[0])
+		if !ok || perr != nil || named > bound || named < bound-10*time.Millisecond {
+			t.Errorf("Send() within %s: error %q, want it to name that bound", bound, err)
+		}
 	}
 }
 

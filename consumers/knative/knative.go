@@ -219,6 +219,13 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	return err
 }
 
+// SendTimeout is the http sink's timeout; see [consumers.TimeoutSink].
+func (s *Sink) SendTimeout() time.Duration { return s.http.SendTimeout() }
+
+// SendsStoredBody reports whether the destination gets structured mode,
+// which sends the stored body as it is; see [consumers.StoredBodySink].
+func (s *Sink) SendsStoredBody() bool { return s.http.SendsStoredBody() }
+
 // target returns the cached address or resolves it.
 func (s *Sink) target(ctx context.Context) (*url.URL, error) {
 	if s.ref == nil {

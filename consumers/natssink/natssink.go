@@ -163,6 +163,11 @@ func (s *Sink) Send(ctx context.Context, ev event.Event) error {
 	return s.sendCore(ctx, msg)
 }
 
+// SendsStoredBody is true: the sink publishes the stored body with the
+// event's id, type, source and subject as headers (the subject template
+// names only type and source); see [consumers.StoredBodySink].
+func (s *Sink) SendsStoredBody() bool { return true }
+
 // message builds the NATS message of ev: the stored structured JSON when
 // the dispatcher handed it over, the Ce-* header copies and Content-Type
 // [streams.Encode] writes, and Nats-Msg-Id = source:id so a stream on the
