@@ -10,7 +10,8 @@ import (
 )
 
 // runFilter measures filters.Filter.Match on a bench event for the
-// route's typical (header) filter and for one that reads the payload.
+// route's typical (header) filter and for the typical ones that read the
+// payload.
 func (b *bench) runFilter(context.Context) error {
 	ev := b.events.make("filter", 16957152)
 	tests := []struct {
@@ -22,6 +23,10 @@ func (b *bench) runFilter(context.Context) error {
 	}{
 		{"filter", typicalFilter, "≤ 1000", atMost(1000), "", nil},
 		{"filter_data", dataFilter, "≤ 2000", atMost(2000), "≤ 10", atMost(10)},
+		// The other typical payload filters of issue #15: a number and a
+		// lookup in an EventEx's arguments.
+		{"filter_data_key", `data.Key > 100`, "≤ 2000", atMost(2000), "≤ 10", atMost(10)},
+		{"filter_data_arguments", `any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"})`, "≤ 2000", atMost(2000), "≤ 10", atMost(10)},
 	}
 	for _, tt := range tests {
 		f, err := filters.Compile(tt.src)
