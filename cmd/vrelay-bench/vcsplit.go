@@ -244,7 +244,7 @@ func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 		"simulator_pinned": full.simPinned, "vrelay_pinned": full.pinned, "posting_rate_while_read": full.posting,
 		"delivered": full.delivered, "vrelay_cpu_s": full.cpu.Seconds(), "soap_calls": full.calls,
 		"soap_calls_per_event": full.callsPerEvent(),
-		"ingest_stored": ingest.delivered, "ingest_vrelay_cpu_s": ingest.cpu.Seconds(), "ingest_soap_calls": ingest.calls,
+		"ingest_stored":        ingest.delivered, "ingest_vrelay_cpu_s": ingest.cpu.Seconds(), "ingest_soap_calls": ingest.calls,
 		"ingest_rate": ingest.rate, "ingest_posting_rate_while_read": ingest.posting,
 	})
 	return nil
