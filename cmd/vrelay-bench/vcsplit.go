@@ -241,11 +241,18 @@ func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 		b.rep.add("vcenter_one_core_events_per_s", 1e6/us, "ev/s")
 	}
 	b.rep.detail("vcenter_split", map[string]any{
-		"simulator_pinned": full.simPinned, "vrelay_pinned": full.pinned, "posting_rate_while_read": full.posting,
-		"delivered": full.delivered, "vrelay_cpu_s": full.cpu.Seconds(), "soap_calls": full.calls,
-		"soap_calls_per_event": full.callsPerEvent(),
-		"ingest_stored":        ingest.delivered, "ingest_vrelay_cpu_s": ingest.cpu.Seconds(), "ingest_soap_calls": ingest.calls,
-		"ingest_rate": ingest.rate, "ingest_posting_rate_while_read": ingest.posting,
+		"simulator_pinned":               full.simPinned,
+		"vrelay_pinned":                  full.pinned,
+		"posting_rate_while_read":        full.posting,
+		"delivered":                      full.delivered,
+		"vrelay_cpu_s":                   full.cpu.Seconds(),
+		"soap_calls":                     full.calls,
+		"soap_calls_per_event":           full.callsPerEvent(),
+		"ingest_stored":                  ingest.delivered,
+		"ingest_vrelay_cpu_s":            ingest.cpu.Seconds(),
+		"ingest_soap_calls":              ingest.calls,
+		"ingest_rate":                    ingest.rate,
+		"ingest_posting_rate_while_read": ingest.posting,
 	})
 	return nil
 }
