@@ -236,7 +236,10 @@ func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 	b.rep.addTarget("vcenter_split_vs_posted", full.rate/full.posting, "ratio", "≥ 0.95", atLeast(0.95))
 	b.rep.addTarget("vcenter_split_lost", float64(int64(n)-full.delivered), "events", "0", func(v float64) bool { return v == 0 })
 	b.rep.addTarget("vcenter_cpu_us_per_event", us, "µs", "≤ 50 (≥ 20k events/s per core)", atMost(50))
+	// The source's own share (vCenter to JetStream) and, by difference,
+	// the route's (JetStream to the receiver).
 	b.rep.add("vcenter_ingest_cpu_us_per_event", ingest.usPerEvent(), "µs")
+	b.rep.add("vcenter_route_cpu_us_per_event", us-ingest.usPerEvent(), "µs")
 	if us > 0 {
 		b.rep.add("vcenter_one_core_events_per_s", 1e6/us, "ev/s")
 	}
