@@ -16,7 +16,7 @@
 // collector's latestPage to change, so a new event is read as soon as
 // vCenter reports it; the wait ends after pollInterval anyway. While
 // events flow it does not wait: after a read that returned events it
-// reads again 20 ms later, until a read returns none; from the second such
+// reads again 20 ms later, until a read returns none; from the third such
 // read in a row no PropertyCollector watches (see conn.unwatch).
 //
 // Identity. The CloudEvent id is the event key (tanzu format) or a UUID

@@ -28,6 +28,8 @@ func TestFlowReadsWithoutWaiting(t *testing.T) {
 
 	waits := e.sim.countCalls("WaitForUpdatesEx")
 	reads := e.sim.countCalls("ReadNextEvents")
+	dropped := e.sim.countCalls("DestroyPropertyCollector")
+	made := e.sim.countCalls("CreatePropertyCollector")
 	const n, workers = 600, 4
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -50,6 +52,12 @@ func TestFlowReadsWithoutWaiting(t *testing.T) {
 	if w > r/4+3 {
 		t.Errorf("%d WaitForUpdatesEx for %d ReadNextEvents while events flowed, want at most %d", w, r, r/4+3)
 	}
+	// Nothing kept the changes of the latest page while events flowed:
+	// the property collector was dropped, and made anew once they stopped.
+	if dropped.count() < 1 {
+		t.Errorf("no DestroyPropertyCollector while events flowed")
+	}
+	eventually(t, "a new property collector", func() bool { return made.count() >= 1 })
 	e.w.checkUnique(t)
 }
 

@@ -28,6 +28,11 @@ const saveTimeout = 5 * time.Second
 // page of the events of the pause rather than one or two.
 const flowPause = 20 * time.Millisecond
 
+// unwatchAfter is how many drains in a row must read events before the
+// reader drops the property collector: events flow, not trickle in, so
+// the calls to make a new one when they stop are worth it.
+const unwatchAfter = 3
+
 // errCollectorStale means vCenter reported events that the collector will
 // not return: it lost its place, which the simulator does when a reader
 // falls more than 1000 events behind. The watchdog (watchdog.go) then
@@ -342,11 +347,11 @@ func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages c
 		}
 		// While events flow, the next one is most likely there already
 		// when a drain ends: read again after a short pause rather than
-		// wait for a change that has happened. From the second drain in
-		// a row that read events, nothing watches the latest page (see
-		// conn.unwatch); the first empty drain watches it again.
+		// wait for a change that has happened. From the unwatchAfter-th
+		// drain in a row that read events, nothing watches the latest page
+		// (see conn.unwatch); the first empty drain watches it again.
 		if read > 0 {
-			if flowing++; flowing >= 2 {
+			if flowing++; flowing >= unwatchAfter {
 				if err := c.unwatch(ctx); err != nil {
 					return progressed, err
 				}
