@@ -241,7 +241,7 @@ func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 	b.rep.add("vcenter_ingest_cpu_us_per_event", ingest.usPerEvent(), "µs")
 	b.rep.add("vcenter_route_cpu_us_per_event", us-ingest.usPerEvent(), "µs")
 	if us > 0 {
-		b.rep.add("vcenter_one_core_events_per_s", 1e6/us, "ev/s")
+		b.rep.addTarget("vcenter_one_core_events_per_s", 1e6/us, "ev/s", "≥ 20,000", atLeast(20000))
 	}
 	b.rep.detail("vcenter_split", map[string]any{
 		"simulator_pinned":               full.simPinned,
