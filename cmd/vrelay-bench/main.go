@@ -77,6 +77,10 @@ type options struct {
 	vcEvents  int
 	vcWorkers int
 	vcIdle    int
+	// vcSplitOnly runs only the split part of the vcenter scenario.
+	vcSplitOnly bool
+	// vcProfile is where the split run writes a CPU profile of vrelay.
+	vcProfile string
 
 	slowDelay time.Duration
 	slowFor   time.Duration
@@ -110,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.vcEvents, "vcenter-events", 20_000, "events posted to the simulated vCenter")
 	fs.IntVar(&o.vcWorkers, "vcenter-workers", 4, "concurrent posters to the simulated vCenter")
 	fs.IntVar(&o.vcIdle, "vcenter-idle", 25, "single events for the idle latency")
+	fs.BoolVar(&o.vcSplitOnly, "vcenter-split-only", false, "run only the split part of the vcenter scenario (vrelay and the simulator in processes of their own)")
+	fs.StringVar(&o.vcProfile, "vcenter-cpuprofile", "", "write a CPU profile of the vrelay process of the split vcenter run, while events flow, to this file (and of the run without the route to this file plus .ingest); vrelay is built with a profiling hook for it")
 	fs.DurationVar(&o.slowDelay, "slow-delay", 50*time.Millisecond, "time the slow sink takes per request")
 	fs.DurationVar(&o.slowFor, "slow-for", 4*time.Second, "ideal duration of each slow-sink run (sets its event count)")
 	fs.DurationVar(&o.filterFor, "filter-for", time.Second, "measuring time of each filter expression")

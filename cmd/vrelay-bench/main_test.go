@@ -119,7 +119,7 @@ PASS
 		"pipeline_events_per_s", "relay_events_per_s", "pipeline_vs_relay", "pipeline_p99_ms",
 		"webhook_events_per_s", "webhook_vs_baseline", "webhook_batch_events_per_s",
 		"vcenter_events_per_s", "vcenter_lost", "vcenter_idle_p50_ms", "vcenter_cpu_us_per_event",
-		"vcenter_vs_ceiling", "vcenter_split_lost",
+		"vcenter_vs_ceiling", "vcenter_split_lost", "vcenter_ingest_cpu_us_per_event", "vcenter_route_cpu_us_per_event",
 		"vcenter_idle_p99_ms", "slowsink16_events_per_s", "slowsink256_events_per_s",
 		"filter_ns_per_event", "go_streams_Encode", "go_flowtest_StreamToSink_events_s", "make_bench_wall_s",
 	} {
@@ -152,6 +152,58 @@ PASS
 	s := string(b)
 	if strings.Contains(s, "old figures") || !strings.Contains(s, "| `pipeline_vs_relay` |") || !strings.HasSuffix(s, mdEnd+"\n\nafter\n") {
 		t.Errorf("markdown not rewritten between the markers:\n%s", s)
+	}
+}
+
+// TestVCenterSplitOnly runs the split part of the vcenter scenario alone,
+// with vrelay profiled: the figures of both runs (with and without the
+// route), the reader's SOAP calls counted by the simulator child, and the
+// two CPU profiles.
+func TestVCenterSplitOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds vrelay")
+	}
+	dir := t.TempDir()
+	jsonPath, prof := filepath.Join(dir, "bench-results.json"), filepath.Join(dir, "vrelay.prof")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{
+		"-quick", "-only", "vcenter", "-vcenter-split-only", "-vcenter-events", "60",
+		"-vcenter-cpuprofile", prof, "-json", jsonPath,
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	got := parseLines(t, stdout.String())
+	for _, name := range []string{"vcenter_cpu_us_per_event", "vcenter_ingest_cpu_us_per_event", "vcenter_split_lost"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no `bench: %s` line in the output:\n%s", name, stdout.String())
+		}
+	}
+	if _, ok := got["vcenter_idle_p50_ms"]; ok {
+		t.Errorf("-vcenter-split-only ran the idle latency too:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Details map[string]struct {
+			Calls       map[string]int64 `json:"soap_calls"`
+			IngestCalls map[string]int64 `json:"ingest_soap_calls"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("JSON file: %v", err)
+	}
+	split := res.Details["vcenter_split"]
+	if split.Calls["ReadNextEvents"] < 1 || split.IngestCalls["ReadNextEvents"] < 1 {
+		t.Errorf("SOAP calls of the split runs: %v and %v, want ReadNextEvents counted", split.Calls, split.IngestCalls)
+	}
+	for _, p := range []string{prof, prof + ".ingest"} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a profile is gzipped
+			t.Errorf("profile %s: %d bytes, %v", filepath.Base(p), len(b), err)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -46,6 +47,36 @@ type sim struct {
 	admin    *vim25.Client
 	// handshakes counts TLS handshakes: connections the clients opened.
 	handshakes atomic.Int64
+	// calls counts the SOAP calls of a reader, by method (see countCalls).
+	calls map[string]*atomic.Int64
+}
+
+// readerMethods are the SOAP methods of the vCenter source's read loop
+// that the split run counts per event; the posters call none of them.
+var readerMethods = []string{"ReadNextEvents", "WaitForUpdatesEx", "RetrievePropertiesEx", "QueryEvents", "CreateCollectorForEvents"}
+
+// countCalls counts the calls of methods in s.calls. The simulator has no
+// method hook; a fault rule's inclusion filter is asked about every call
+// of its method and, answering false, injects nothing.
+func (s *sim) countCalls(methods ...string) {
+	s.calls = map[string]*atomic.Int64{}
+	for _, m := range methods {
+		n := new(atomic.Int64)
+		s.calls[m] = n
+		s.model.Service.AddFaultRule(&simulator.FaultInjectionRule{
+			MethodName: m, ObjectType: "*", ObjectName: "*", Enabled: true, Probability: 1,
+			InclusionPropertyFilter: func(mo.Reference) bool { n.Add(1); return false },
+		})
+	}
+}
+
+// callCounts returns the counts of countCalls.
+func (s *sim) callCounts() map[string]int64 {
+	out := make(map[string]int64, len(s.calls))
+	for m, n := range s.calls {
+		out[m] = n.Load()
+	}
+	return out
 }
 
 func startSim(ctx context.Context) (*sim, error) {
@@ -195,6 +226,9 @@ func (l *logWatch) WithGroup(string) slog.Handler      { return l }
 // the simulator's 1000-event history behind). Last, single events posted
 // one at a time to the idle source: the post→receiver latency.
 func (b *bench) runVCenter(ctx context.Context) error {
+	if b.opt.vcSplitOnly {
+		return b.runVCenterSplitOnly(ctx)
+	}
 	n, workers := b.opt.vcEvents, b.opt.vcWorkers
 
 	ceil, err := startSim(ctx)
@@ -328,8 +362,26 @@ func (b *bench) runVCenter(ctx context.Context) error {
 	b.rep.addTarget("vcenter_idle_p50_ms", ms(percentile(lat, 50)), "ms", "≤ 100", atMost(100))
 	b.rep.add("vcenter_idle_p99_ms", ms(percentile(lat, 99)), "ms")
 
-	// vrelay and the simulator, each in its own process on its own CPU.
-	bin, err := b.vrelayBinary(ctx)
+	return b.runVCenterSplitOnly(ctx)
+}
+
+// runVCenterSplitOnly runs the split part: vrelay and the simulator, each
+// in its own process on its own CPU.
+func (b *bench) runVCenterSplitOnly(ctx context.Context) error {
+	var (
+		bin string
+		err error
+	)
+	if b.opt.vcProfile != "" {
+		dir, derr := os.MkdirTemp("", "vrelay-bench-prof-")
+		if derr != nil {
+			return derr
+		}
+		defer os.RemoveAll(dir)
+		bin, err = b.vrelayProfiledBinary(ctx, dir)
+	} else {
+		bin, err = b.vrelayBinary(ctx)
+	}
 	if err != nil {
 		return err
 	}

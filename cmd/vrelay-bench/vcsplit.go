@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,15 +31,21 @@ type simHello struct {
 }
 
 // serveSim runs in a child process: it starts a simulator, writes a
-// simHello line to out, then for each line "post FROM TO WORKERS" of in
-// posts those events and answers "done SECONDS" (or "error MESSAGE"),
-// until in is closed.
+// simHello line to out, then for each line of in answers one line, until
+// in is closed:
+//
+//	post FROM TO WORKERS  posts those events; answers "done SECONDS"
+//	calls                 answers "calls {JSON}": the reader's SOAP calls
+//	                      so far, by method (see readerMethods)
+//
+// A failed command answers "error MESSAGE".
 func serveSim(ctx context.Context, in io.Reader, out io.Writer) error {
 	s, err := startSim(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	s.countCalls(readerMethods...)
 	hello, err := json.Marshal(simHello{URL: s.url, Password: s.password, CAFile: s.caFile})
 	if err != nil {
 		return err
@@ -46,6 +53,11 @@ func serveSim(ctx context.Context, in io.Reader, out io.Writer) error {
 	fmt.Fprintf(out, "%s\n", hello)
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
+		if sc.Text() == "calls" {
+			b, _ := json.Marshal(s.callCounts())
+			fmt.Fprintf(out, "calls %s\n", b)
+			continue
+		}
 		var from, to, workers int
 		if _, err := fmt.Sscanf(sc.Text(), "post %d %d %d", &from, &to, &workers); err != nil {
 			fmt.Fprintf(out, "error %v\n", err)
@@ -119,6 +131,23 @@ func (c *simChild) post(from, to, workers int) (time.Duration, error) {
 	return 0, errors.New(strings.TrimSpace(line))
 }
 
+// calls returns the reader's SOAP calls so far, by method.
+func (c *simChild) calls() (map[string]int64, error) {
+	if _, err := fmt.Fprintln(c.in, "calls"); err != nil {
+		return nil, err
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	s, ok := strings.CutPrefix(strings.TrimSpace(line), "calls ")
+	if !ok {
+		return nil, errors.New(strings.TrimSpace(line))
+	}
+	var m map[string]int64
+	return m, json.Unmarshal([]byte(s), &m)
+}
+
 func (c *simChild) close() {
 	_ = c.in.Close()
 	done := make(chan struct{})
@@ -176,7 +205,8 @@ func procCPU(pid int) (time.Duration, error) {
 // the simulator runs on CPU 0 and vrelay on CPU 1. The ceiling is the
 // simulator alone on its CPU; then a fresh simulator is read by vrelay
 // while the posters post as fast as they can. vrelay's CPU time per event
-// comes from /proc/<pid>/stat, the simulator excluded.
+// comes from /proc/<pid>/stat, the simulator excluded. A second run, with
+// no route, gives the CPU time of the ingest alone (vCenter to JetStream).
 func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 	n, workers := b.opt.vcEvents, b.opt.vcWorkers
 	ceil, err := startSimChild(ctx, 0)
@@ -191,23 +221,96 @@ func (b *bench) runVCenterSplit(ctx context.Context, bin string) error {
 	}
 	ceiling := float64(n) / took.Seconds()
 
-	s, err := startSimChild(ctx, 0)
+	full, err := b.vcSplitRun(ctx, bin, true)
 	if err != nil {
 		return err
 	}
+	ingest, err := b.vcSplitRun(ctx, bin, false)
+	if err != nil {
+		return fmt.Errorf("ingest only: %w", err)
+	}
+	us := full.usPerEvent()
+	b.rep.add("vcenter_split_ceiling_events_per_s", ceiling, "ev/s")
+	b.rep.add("vcenter_split_events_per_s", full.rate, "ev/s")
+	b.rep.addTarget("vcenter_vs_ceiling", full.rate/ceiling, "ratio", "keep pace: ≥ 0.95", atLeast(0.95))
+	b.rep.addTarget("vcenter_split_vs_posted", full.rate/full.posting, "ratio", "≥ 0.95", atLeast(0.95))
+	b.rep.addTarget("vcenter_split_lost", float64(int64(n)-full.delivered), "events", "0", func(v float64) bool { return v == 0 })
+	b.rep.addTarget("vcenter_cpu_us_per_event", us, "µs", "≤ 50 (≥ 20k events/s per core)", atMost(50))
+	// The source's own share (vCenter to JetStream) and, by difference,
+	// the route's (JetStream to the receiver).
+	b.rep.add("vcenter_ingest_cpu_us_per_event", ingest.usPerEvent(), "µs")
+	b.rep.add("vcenter_route_cpu_us_per_event", us-ingest.usPerEvent(), "µs")
+	if us > 0 {
+		b.rep.addTarget("vcenter_one_core_events_per_s", 1e6/us, "ev/s", "≥ 20,000", atLeast(20000))
+	}
+	b.rep.detail("vcenter_split", map[string]any{
+		"simulator_pinned":               full.simPinned,
+		"vrelay_pinned":                  full.pinned,
+		"posting_rate_while_read":        full.posting,
+		"delivered":                      full.delivered,
+		"vrelay_cpu_s":                   full.cpu.Seconds(),
+		"soap_calls":                     full.calls,
+		"soap_calls_per_event":           full.callsPerEvent(),
+		"ingest_stored":                  ingest.delivered,
+		"ingest_vrelay_cpu_s":            ingest.cpu.Seconds(),
+		"ingest_soap_calls":              ingest.calls,
+		"ingest_rate":                    ingest.rate,
+		"ingest_posting_rate_while_read": ingest.posting,
+	})
+	return nil
+}
+
+// splitResult is one split run.
+type splitResult struct {
+	simPinned, pinned bool
+	posting, rate     float64 // events per second posted, and delivered (or stored)
+	delivered         int64
+	cpu               time.Duration // vrelay's, from the first post to the last delivery
+	calls             map[string]int64
+}
+
+func (r splitResult) usPerEvent() float64 {
+	if r.delivered == 0 {
+		return 0
+	}
+	return float64(r.cpu) / float64(r.delivered) / float64(time.Microsecond)
+}
+
+// callsPerEvent is the reader's SOAP calls per event, by method.
+func (r splitResult) callsPerEvent() map[string]float64 {
+	out := map[string]float64{}
+	for m, c := range r.calls {
+		if r.delivered > 0 {
+			out[m] = float64(c) / float64(r.delivered)
+		}
+	}
+	return out
+}
+
+// vcSplitRun runs vrelay on a fresh simulator child while the posters post
+// the events. With route, a route delivers them to the receiver and an
+// event counts when it arrives; without, an event counts when vrelay
+// stored it (its vrelay_vcenter_events_total).
+func (b *bench) vcSplitRun(ctx context.Context, bin string, route bool) (res splitResult, err error) {
+	n, workers := b.opt.vcEvents, b.opt.vcWorkers
+	s, err := startSimChild(ctx, 0)
+	if err != nil {
+		return res, err
+	}
 	defer s.close()
+	res.simPinned = s.pinned
 	dir, err := os.MkdirTemp("", "vrelay-bench-vcsplit-")
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	pw := filepath.Join(dir, "password")
 	if err := os.WriteFile(pw, []byte(s.Password), 0o600); err != nil {
-		return err
+		return res, err
 	}
 	ops, err := freePort()
 	if err != nil {
-		return err
+		return res, err
 	}
 	config := filepath.Join(dir, "vrelay.yaml")
 	cfg := fmt.Sprintf(`nats:
@@ -221,7 +324,9 @@ sources:
       username: %q
       password: {fromFile: %q}
       caFile: %q
-routes:
+`, filepath.Join(dir, "data"), ops, s.URL, simUser, pw, s.CAFile)
+	if route {
+		cfg += fmt.Sprintf(`routes:
   - name: bench-vcenter
     subjects: ["vmware.vcenter.>"]
     filter: %q
@@ -229,19 +334,28 @@ routes:
     sink:
       type: http
       http: {url: %q}
-`, filepath.Join(dir, "data"), ops, s.URL, simUser, pw, s.CAFile, typicalFilter, b.opt.inFlight, b.recv.url)
+`, typicalFilter, b.opt.inFlight, b.recv.url)
+	}
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		return err
+		return res, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "vrelay.log"))
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer logf.Close()
+	profile, profPath := b.opt.vcProfile != "", b.opt.vcProfile
+	if !route {
+		profPath += ".ingest"
+	}
 	cmd, pinned := pinnedCommand(ctx, 1, bin, "run", "-config", config)
+	res.pinned = pinned
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if profile {
+		cmd.Env = append(os.Environ(), profileEnv+"="+profPath)
+	}
 	if err := cmd.Start(); err != nil {
-		return err
+		return res, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -258,50 +372,173 @@ routes:
 	if err := waitUntil(ctx, time.Minute, func() bool {
 		return get(ctx, "http://"+ops+"/readyz") && strings.Contains(readLog(), "reading vcenter events")
 	}, func() int64 { return 0 }); err != nil {
-		return fmt.Errorf("vrelay did not start reading vCenter: %w\n%s", err, readLog())
+		return res, fmt.Errorf("vrelay did not start reading vCenter: %w\n%s", err, readLog())
 	}
 
-	at := make([]atomic.Int64, n) // post times: unused here
-	t := b.recv.start(n, vcKey(at))
+	var (
+		count  func() int64
+		lastAt func() time.Time
+	)
+	if route {
+		at := make([]atomic.Int64, n) // post times: unused here
+		t := b.recv.start(n, vcKey(at))
+		count, lastAt = t.count, t.lastAt
+	} else {
+		// Scrape at most every 20ms: a scrape costs vrelay CPU too.
+		var stored int64
+		var last, scraped time.Time
+		count = func() int64 {
+			if time.Since(scraped) < 20*time.Millisecond {
+				return stored
+			}
+			scraped = time.Now()
+			if v, ok := storedEvents(ctx, ops); ok && v != stored {
+				stored, last = v, scraped
+			}
+			return stored
+		}
+		lastAt = func() time.Time { return last }
+	}
+	calls0, err := s.calls()
+	if err != nil {
+		return res, err
+	}
 	cpu0, err := procCPU(cmd.Process.Pid)
 	if err != nil {
-		return err
+		return res, err
 	}
-	b.logf("vcenter split: %d events, %d posters, vrelay pinned: %v", n, workers, pinned)
+	if profile {
+		_ = cmd.Process.Signal(syscall.SIGUSR1)
+	}
+	b.logf("vcenter split: %d events, %d posters, vrelay pinned: %v, route: %v", n, workers, pinned, route)
 	start := time.Now()
-	took, err = s.post(0, n, workers)
+	took, err := s.post(0, n, workers)
 	if err != nil {
-		return err
+		return res, err
 	}
-	posting := float64(n) / took.Seconds()
-	_ = waitUntil(ctx, 15*time.Second, func() bool { return t.count() >= int64(n) }, t.count)
-	delivered := t.count()
+	res.posting = float64(n) / took.Seconds()
+	_ = waitUntil(ctx, 15*time.Second, func() bool { return count() >= int64(n) }, count)
+	res.delivered = count()
 	// Let the last acks and the source's checkpoint settle into the count.
 	if err := sleep(ctx, 200*time.Millisecond); err != nil {
-		return err
+		return res, err
 	}
 	cpu1, err := procCPU(cmd.Process.Pid)
 	if err != nil {
-		return err
+		return res, err
 	}
-	if delivered == 0 {
-		return fmt.Errorf("vrelay delivered nothing\n%s", readLog())
+	if profile {
+		_ = cmd.Process.Signal(syscall.SIGUSR2)
+		_ = waitUntil(ctx, 10*time.Second, func() bool { _, err := os.Stat(profPath); return err == nil },
+			func() int64 { return 0 })
 	}
-	rate := float64(delivered) / t.lastAt().Sub(start).Seconds()
-	perEvent := (cpu1 - cpu0) / time.Duration(delivered)
-	us := float64(perEvent) / float64(time.Microsecond)
-	b.rep.add("vcenter_split_ceiling_events_per_s", ceiling, "ev/s")
-	b.rep.add("vcenter_split_events_per_s", rate, "ev/s")
-	b.rep.addTarget("vcenter_vs_ceiling", rate/ceiling, "ratio", "keep pace: ≥ 0.95", atLeast(0.95))
-	b.rep.addTarget("vcenter_split_vs_posted", rate/posting, "ratio", "≥ 0.95", atLeast(0.95))
-	b.rep.addTarget("vcenter_split_lost", float64(int64(n)-delivered), "events", "0", func(v float64) bool { return v == 0 })
-	b.rep.addTarget("vcenter_cpu_us_per_event", us, "µs", "≤ 50", atMost(50))
-	if us > 0 {
-		b.rep.add("vcenter_one_core_events_per_s", 1e6/us, "ev/s")
+	calls1, err := s.calls()
+	if err != nil {
+		return res, err
 	}
-	b.rep.detail("vcenter_split", map[string]any{
-		"simulator_pinned": s.pinned, "vrelay_pinned": pinned, "posting_rate_while_read": posting,
-		"delivered": delivered, "vrelay_cpu_s": (cpu1 - cpu0).Seconds(),
-	})
-	return nil
+	if res.delivered == 0 {
+		return res, fmt.Errorf("vrelay delivered nothing\n%s", readLog())
+	}
+	res.rate = float64(res.delivered) / lastAt().Sub(start).Seconds()
+	res.cpu = cpu1 - cpu0
+	res.calls = map[string]int64{}
+	for m, c := range calls1 {
+		res.calls[m] = c - calls0[m]
+	}
+	return res, nil
+}
+
+// storedEvents reads vrelay_vcenter_events_total from vrelay's metrics.
+func storedEvents(ctx context.Context, ops string) (int64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ops+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && strings.HasPrefix(name, "vrelay_vcenter_events_total") {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err == nil
+		}
+	}
+	return 0, false
+}
+
+// profileEnv names, in the environment of a vrelay built by
+// vrelayProfiledBinary, the file of its CPU profile.
+const profileEnv = "VRELAY_BENCH_CPUPROFILE"
+
+// profileHook is added to the vrelay of a profiled split run (only there,
+// through go build -overlay): SIGUSR1 starts the CPU profile, SIGUSR2
+// writes it to the file $VRELAY_BENCH_CPUPROFILE names.
+const profileHook = `package main
+
+import (
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+)
+
+func init() {
+	path := os.Getenv("` + profileEnv + `")
+	if path == "" {
+		return
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		var f *os.File
+		for s := range sig {
+			switch {
+			case s == syscall.SIGUSR1 && f == nil:
+				f, _ = os.Create(path + ".part")
+				_ = pprof.StartCPUProfile(f)
+			case s == syscall.SIGUSR2 && f != nil:
+				pprof.StopCPUProfile()
+				_ = f.Close()
+				f = nil
+				_ = os.Rename(path+".part", path)
+			}
+		}
+	}()
+}
+`
+
+// vrelayProfiledBinary builds vrelay with profileHook into dir.
+func (b *bench) vrelayProfiledBinary(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", "github.com/vrelay/vrelay/cmd/vrelay").Output()
+	if err != nil {
+		return "", fmt.Errorf("find cmd/vrelay: %w", err)
+	}
+	hook := filepath.Join(dir, "benchprofile.go")
+	if err := os.WriteFile(hook, []byte(profileHook), 0o600); err != nil {
+		return "", err
+	}
+	overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{
+		filepath.Join(strings.TrimSpace(string(out)), "zz_benchprofile.go"): hook,
+	}})
+	if err != nil {
+		return "", err
+	}
+	ov := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(ov, overlay, 0o600); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "vrelay")
+	b.logf("building vrelay with a profiling hook")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-overlay", ov, "-o", bin, "github.com/vrelay/vrelay/cmd/vrelay")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vrelay: %w\n%s", err, out)
+	}
+	return bin, nil
 }

@@ -98,8 +98,8 @@ func (s *Source) dial(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
-// follow creates the event history collector, beginning at begin, and the
-// property collector that reports changes of its latest page.
+// follow creates the event history collector, beginning at begin, and
+// watches its latest page (see watch).
 //
 // The latest page holds one event: it only has to change when an event
 // arrives, and a small page keeps each change notification small. Reading
@@ -116,14 +116,25 @@ func (c *conn) follow(ctx context.Context, begin time.Time) error {
 		return fmt.Errorf("create event collector: %w", err)
 	}
 	c.events = res.Returnval
+	_, err = c.watch(ctx)
+	return err
+}
 
+// watching reports whether a property collector watches the latest page.
+func (c *conn) watching() bool { return c.props.Value != "" }
+
+// watch creates the property collector that reports changes of the event
+// collector's latest page, and returns the newest event of that page now
+// (nil when it is empty). Later waits report only what changed after it,
+// so an event newer than the last one read must be read before waiting.
+func (c *conn) watch(ctx context.Context) (types.BaseEvent, error) {
 	pc, err := methods.CreatePropertyCollector(ctx, c.vc, &types.CreatePropertyCollector{
 		This: c.vc.ServiceContent.PropertyCollector,
 	})
 	if err != nil {
-		return fmt.Errorf("create property collector: %w", err)
+		return nil, fmt.Errorf("create property collector: %w", err)
 	}
-	c.props = pc.Returnval
+	c.props, c.version = pc.Returnval, ""
 	_, err = methods.CreateFilter(ctx, c.vc, &types.CreateFilter{
 		This: c.props,
 		Spec: types.PropertyFilterSpec{
@@ -133,12 +144,27 @@ func (c *conn) follow(ctx context.Context, begin time.Time) error {
 		PartialUpdates: false,
 	})
 	if err != nil {
-		return fmt.Errorf("watch event collector: %w", err)
+		return nil, fmt.Errorf("watch event collector: %w", err)
 	}
 	// The first wait returns the current state at once and a version that
 	// later waits start from, so no change between it and a read is missed.
-	_, err = c.wait(ctx)
-	return err
+	return c.wait(ctx)
+}
+
+// unwatch destroys the property collector, while events flow and the
+// reader reads without waiting: a property collector keeps the changes
+// for its next wait, and the simulator keeps every one of them (a whole
+// event each), which a wait would then return and decode for nothing.
+func (c *conn) unwatch(ctx context.Context) error {
+	if !c.watching() {
+		return nil
+	}
+	_, err := methods.DestroyPropertyCollector(ctx, c.vc, &types.DestroyPropertyCollector{This: c.props})
+	c.props, c.version = types.ManagedObjectReference{}, ""
+	if err != nil {
+		return fmt.Errorf("destroy property collector: %w", err)
+	}
+	return nil
 }
 
 // read returns the next page of events, oldest first.

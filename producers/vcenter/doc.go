@@ -14,7 +14,10 @@
 // and on shutdown) only ever holds such a position. When caught up, the
 // source waits on the PropertyCollector (WaitForUpdatesEx) for the
 // collector's latestPage to change, so a new event is read as soon as
-// vCenter reports it; the wait ends after pollInterval anyway.
+// vCenter reports it; the wait ends after pollInterval anyway. While
+// events flow it does not wait: after a read that returned events it
+// reads again 20 ms later, until a read returns none; from the third such
+// read in a row no PropertyCollector watches (see conn.unwatch).
 //
 // Identity. The CloudEvent id is the event key (tanzu format) or a UUID
 // derived from the vCenter and the key (router format); the Nats-Msg-Id is

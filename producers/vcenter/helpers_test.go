@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type sim struct {
 	user     string
 	password string
 	admin    *vim25.Client
+	model    *simulator.Model
 }
 
 // newSim starts a simulator. With password set, only user "vrelay" with
@@ -61,7 +63,7 @@ func newSim(t testing.TB, password string) *sim {
 	m.Service.TLS = new(tls.Config)
 	m.Service.RegisterEndpoints = true // the tagging API, for enrich_test.go
 	m.Service.Listen = &url.URL{Host: "127.0.0.1:0"}
-	s := &sim{uuid: m.ServiceContent.About.InstanceUuid, user: "vrelay", password: "vrelay-secret"}
+	s := &sim{uuid: m.ServiceContent.About.InstanceUuid, user: "vrelay", password: "vrelay-secret", model: m}
 	if password != "" {
 		s.password = password
 		m.Service.Listen.User = url.UserPassword(s.user, password)
@@ -121,6 +123,23 @@ func (s *sim) config(t testing.TB) vcenter.Config {
 		CAFile:     s.caFile,
 		Checkpoint: vcenter.CheckpointConfig{Period: 50 * time.Millisecond},
 	}
+}
+
+// calls counts the calls of a SOAP method the simulator serves.
+type calls struct{ n atomic.Int64 }
+
+func (c *calls) count() int64 { return c.n.Load() }
+
+// countCalls counts the calls of method from now on. The simulator has no
+// method hook: a fault rule's inclusion filter is asked about every call
+// of its method and, answering false, injects nothing.
+func (s *sim) countCalls(method string) *calls {
+	c := &calls{}
+	s.model.Service.AddFaultRule(&simulator.FaultInjectionRule{
+		MethodName: method, ObjectType: "*", ObjectName: "*", Enabled: true, Probability: 1,
+		InclusionPropertyFilter: func(mo.Reference) bool { c.n.Add(1); return false },
+	})
+	return c
 }
 
 // post posts an event through the EventManager, as an extension would.

@@ -22,6 +22,17 @@ import (
 // included.
 const saveTimeout = 5 * time.Second
 
+// flowPause is the pause between two drains while events flow. It bounds
+// the delay it adds to an event that arrives while events flow (an event
+// after a quiet spell wakes a wait at once), and lets each read return a
+// page of the events of the pause rather than one or two.
+const flowPause = 20 * time.Millisecond
+
+// unwatchAfter is how many drains in a row must read events before the
+// reader drops the property collector: events flow, not trickle in, so
+// the calls to make a new one when they stop are worth it.
+const unwatchAfter = 3
+
 // errCollectorStale means vCenter reported events that the collector will
 // not return: it lost its place, which the simulator does when a reader
 // falls more than 1000 events behind. The watchdog (watchdog.go) then
@@ -43,7 +54,9 @@ var errCollectorStale = errors.New("event collector lost its place")
 // every checkpoint.period and on shutdown, only ever holds an advanced
 // position. When idle, Run waits on vCenter's PropertyCollector for the
 // collector's latest page to change, so a new event is read at once; the
-// wait ends after pollInterval anyway and Run reads again.
+// wait ends after pollInterval anyway and Run reads again. While events
+// flow, Run does not wait: it reads again flowPause after a drain that
+// read events, until one reads none.
 //
 // A Source runs once at a time; it may run again after Run returned.
 func (s *Source) Run(ctx context.Context, pub producers.Publisher) error {
@@ -268,36 +281,54 @@ func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages c
 			return ctx.Err()
 		}
 	}
-	drain := func() error {
+	// drain reads the collector to its end; read says how many events
+	// its pages held.
+	drain := func() (read int, err error) {
 		for {
 			page, err := c.read(ctx)
 			if err != nil {
-				return err
+				return read, err
 			}
 			progressed = true
 			if r.s.readHook != nil {
 				page = r.s.readHook(page)
 			}
+			read += len(page)
 			r.resolve(page)
 			gaps := jumps(m, page, r.s.cfg.PageSize)
 			st.read(page)
 			m.advance(page)
 			if err := send(batch{events: page}); err != nil {
-				return err
+				return read, err
 			}
 			for _, g := range gaps {
 				if err := r.sweepJump(ctx, c, g, send); err != nil {
-					return err
+					return read, err
 				}
 			}
 			if len(page) < r.s.cfg.PageSize {
-				return nil
+				return read, nil
 			}
 		}
 	}
+	// reported takes in the newest event a change of the latest page
+	// reported (nil: none, or the wait timed out). unread says whether
+	// it is one not read yet.
+	reported := func(newest types.BaseEvent) (none, unread bool) {
+		if r.s.waitHook != nil {
+			newest = r.s.waitHook(newest)
+		}
+		st.reported(newest, r.position())
+		if newest == nil {
+			return true, false
+		}
+		return false, !m.covers(newest.GetEvent(), begin)
+	}
 	nextCheck := time.Now().Add(r.s.cfg.StallCheckInterval)
+	flowing := 0 // drains in a row that read events
 	for {
-		if err := drain(); err != nil {
+		read, err := drain()
+		if err != nil {
 			return progressed, err
 		}
 		// A collector that lost its place is a stall the watchdog can
@@ -308,20 +339,52 @@ func (r *reader) readLoop(ctx context.Context, c *conn, begin time.Time, pages c
 		}
 		if now := time.Now(); stale != nil || st.suspect() || !now.Before(nextCheck) {
 			nextCheck = now.Add(r.s.cfg.StallCheckInterval)
-			if err := r.check(ctx, c, &m, begin, drain, send); err != nil {
+			if err := r.check(ctx, c, &m, begin, func() error { _, err := drain(); return err }, send); err != nil {
 				return progressed, err
 			}
 			// A new collector may have been made: start over.
 			st = staleness{lastRead: m.key, haveRead: m.valid}
 		}
-		newest, err := c.wait(ctx)
-		if err != nil {
-			return progressed, err
+		// While events flow, the next one is most likely there already
+		// when a drain ends: read again after a short pause rather than
+		// wait for a change that has happened. From the unwatchAfter-th
+		// drain in a row that read events, nothing watches the latest page
+		// (see conn.unwatch); the first empty drain watches it again.
+		if read > 0 {
+			if flowing++; flowing >= unwatchAfter {
+				if err := c.unwatch(ctx); err != nil {
+					return progressed, err
+				}
+			}
+			if !backoff.Sleep(ctx, flowPause) {
+				return progressed, ctx.Err()
+			}
+			continue
 		}
-		if r.s.waitHook != nil {
-			newest = r.s.waitHook(newest)
+		flowing = 0
+		if !c.watching() {
+			newest, err := c.watch(ctx)
+			if err != nil {
+				return progressed, err
+			}
+			if _, unread := reported(newest); unread {
+				// It came between the last read and the watch, so no
+				// wait would report it.
+				continue
+			}
 		}
-		st.reported(newest, r.position())
+		// Wait until vCenter reports an event not read yet, the wait
+		// times out (then read anyway), or the watchdog is due. A change
+		// that reports an event already read needs no read.
+		for {
+			newest, err := c.wait(ctx)
+			if err != nil {
+				return progressed, err
+			}
+			if none, unread := reported(newest); none || unread || !time.Now().Before(nextCheck) {
+				break
+			}
+		}
 	}
 }
 
