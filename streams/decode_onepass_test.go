@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/vrelay/vrelay/internal/jsonscan"
 )
 
 // FuzzDecodeV1Valid checks what lets Decode skip its validating pass: an
@@ -57,7 +59,7 @@ func TestDecodeRejectsInvalid(t *testing.T) {
 // TestDecodeDataDepth checks the nesting limit inside the data, which
 // lies one level inside the event's object.
 func TestDecodeDataDepth(t *testing.T) {
-	for _, depth := range []int{maxDepth - 1, maxDepth} {
+	for _, depth := range []int{jsonscan.MaxDepth - 1, jsonscan.MaxDepth} {
 		b := []byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","data":` +
 			strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`)
 		_, err := Decode(b)
