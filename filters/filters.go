@@ -243,13 +243,14 @@ func (p *program) matchPaths(ev event.Event) (bool, error) {
 		if !isJSON(ct) {
 			data = string(b)
 		} else {
-			var err error
-			if data, err = st.partial.decode(b, p.paths); err != nil {
+			var ok bool
+			if data, ok = st.partial.decode(b, p.paths); !ok {
 				// Not valid JSON: let encoding/json say why, as a full
 				// decode does.
 				var v any
-				if jerr := json.Unmarshal(b, &v); jerr != nil {
-					err = jerr
+				err := json.Unmarshal(b, &v)
+				if err == nil {
+					err = errors.New("invalid json")
 				}
 				return false, &DataError{ContentType: ct, Err: err}
 			}
@@ -337,6 +338,7 @@ func (p *program) put(st *state) {
 	clear(st.env)
 	st.partial.reset()
 	clear(st.vm.Stack[:cap(st.vm.Stack)])
+	clear(st.vm.Scopes[:cap(st.vm.Scopes)])
 	clear(st.vm.Variables)
 	p.pool.Put(st)
 }
