@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -483,7 +485,12 @@ func (d *partial) value(b []byte, i, depth int, n *pathNode) (any, int) {
 			return d.array(b, i, depth, n.elem)
 		}
 	}
-	end := jsonscan.AnyValue(b, i, depth)
+	var end int
+	if i < len(b) && b[i] == '"' {
+		end = jsonscan.String(b, i)
+	} else {
+		end = jsonscan.AnyValue(b, i, depth)
+	}
 	if end < 0 {
 		return nil, -1
 	}
@@ -536,6 +543,12 @@ func (d *partial) object(b []byte, i, depth int, n *pathNode) (any, int) {
 			} else {
 				m[n.children[c].key] = cv
 			}
+		} else if i < len(b) && b[i] == '"' {
+			// Most members skipped are strings: no need for AnyValue's
+			// container stack.
+			if i = jsonscan.String(b, i); i < 0 {
+				return nil, -1
+			}
 		} else if i = jsonscan.AnyValue(b, i, depth); i < 0 {
 			return nil, -1
 		}
@@ -587,14 +600,7 @@ func (d *partial) array(b []byte, i, depth int, elem *pathNode) (any, int) {
 // matchKey returns the index of the child named by the JSON string key, or -1.
 func matchKey(key []byte, children []*pathNode) int {
 	raw := key[1 : len(key)-1]
-	plain := true
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
-	if !plain {
+	if !asciiPlain(raw) {
 		// Escapes or non-ASCII: compare what encoding/json makes of it.
 		var k string
 		if err := json.Unmarshal(key, &k); err != nil {
@@ -668,19 +674,28 @@ func parseNumber(b []byte) (float64, bool) {
 // plainString reports whether the contents of a JSON string are their own
 // value: no escapes, valid UTF-8.
 func plainString(raw []byte) bool {
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			return utf8.Valid(raw) && !hasByte(raw, '\\')
+	if asciiPlain(raw) {
+		return true
+	}
+	return utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0
+}
+
+// asciiPlain reports whether raw holds only ASCII bytes and no backslash,
+// eight bytes at a time.
+func asciiPlain(raw []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		x := binary.LittleEndian.Uint64(raw[i:])
+		bs := x ^ (ones * '\\')
+		if (x|(bs-ones)&^bs)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(raw); i++ {
+		if raw[i] == '\\' || raw[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
 	return true
-}
-
-func hasByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
 }
