@@ -414,21 +414,23 @@ func (d *partial) newMap() map[string]any {
 	return m
 }
 
-func (d *partial) newSlice() []any {
-	if d.nslice < len(d.slices) {
-		s := d.slices[d.nslice][:0]
-		d.nslice++
-		return s
+// newSlice returns an empty slice to append to, and its number for
+// keepSlice.
+func (d *partial) newSlice() ([]any, int) {
+	k := d.nslice
+	d.nslice++
+	if k < len(d.slices) {
+		return d.slices[k][:0], k
 	}
 	s := make([]any, 0, 8)
 	d.slices = append(d.slices, s)
-	d.nslice++
-	return s
+	return s, k
 }
 
-// keepSlice stores the grown s back, so that the next decode reuses it.
-func (d *partial) keepSlice(s []any) {
-	d.slices[d.nslice-1] = s
+// keepSlice stores s, slice number k grown, so that the next decode
+// reuses it. Arrays nest, so k need not be the last one handed out.
+func (d *partial) keepSlice(k int, s []any) {
+	d.slices[k] = s
 }
 
 // str returns s as an any without allocating.
@@ -572,7 +574,7 @@ func (d *partial) array(b []byte, i, depth int, elem *pathNode) (any, int) {
 		return nil, -1
 	}
 	depth++
-	out := d.newSlice()
+	out, k := d.newSlice()
 	if i = jsonscan.Space(b, i+1); i < len(b) && b[i] == ']' {
 		return d.slice(out), i + 1
 	}
@@ -589,7 +591,7 @@ func (d *partial) array(b []byte, i, depth int, elem *pathNode) (any, int) {
 		case ',':
 			i = jsonscan.Space(b, i+1)
 		case ']':
-			d.keepSlice(out)
+			d.keepSlice(k, out)
 			return d.slice(out), i + 1
 		default:
 			return nil, -1

@@ -3,6 +3,7 @@ package filters
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -116,6 +117,13 @@ func TestMatchPathsAsFullDecode(t *testing.T) {
 		`data.Arguments[1].Value == "b"`,
 		`data["é"] == 1 || data["a\"b"] == 2`,
 		`data.Name == "x\u00e9"`,
+		// Keys that are no Go names, or the names layout gives fields.
+		`data["-"] == 1 || data[""] == 2 || data.F0 == 3 || data["F0_"] == 4 || data["vm.name"] == 5`,
+		`data.F1.F0 == "x" && data.F1["-"] == nil`,
+		// A predicate in a predicate, over nested arrays.
+		`any(data.A, any(.B, .C == 1))`,
+		`all(data.A, all(.B, .C != nil))`,
+		`data.Key == 1.5 || data.Key == -0 || data.Key == 123456789012345678`,
 	}
 	payloads := []string{
 		vcenterPayload,
@@ -153,6 +161,45 @@ func TestMatchPathsAsFullDecode(t *testing.T) {
 		`{"Key":1,"Other":-}`,
 		`{"Key":1,"Other":1.}`,
 		`{"Key":1,"Other":1e}`,
+		// A full decode fails on numbers a float64 cannot hold, and on
+		// nesting deeper than encoding/json's limit, wherever they are.
+		`{"Key":1,"Other":` + strings.Repeat("9", 400) + `}`,
+		`{"Key":1,"Other":[` + strings.Repeat("9", 400) + `]}`,
+		`{"Key":1,"Other":-` + strings.Repeat("9", 320) + `.5}`,
+		`{"Key":1,"Other":` + strings.Repeat("9", 300) + `}`,
+		`{"Key":1,"Other":1e308,"More":-1e-400}`,
+		`{"Key":1,"Other":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+		`{"Key":1,"Other":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+		`{"Vm":{"Name":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`,
+		`{"Vm":{"Name":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}}`,
+		`{"Arguments":[{"Key":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}]}`,
+		`{"Arguments":[{"Key":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}]}`,
+		// Numbers as a float64 holds them.
+		`{"Key":123456789012345678}`,
+		`{"Key":123456789012345}`,
+		`{"Key":1.5}`,
+		`{"Key":-0}`,
+		`{"Key":0.0000001e7}`,
+		// Keys and strings, plain, escaped and not UTF-8.
+		`{"-":1,"":2,"F0":3,"F0_":4,"vm.name":5}`,
+		`{"F1":{"F0":"x","-":null}}`,
+		`{"F1":{"F0":"x","-":1}}`,
+		`{"F1":{"F\u0030":"x"}}`,
+		"{\"Vm\":{\"Name\":\"prod-\xff\"}}",
+		"{\"Vm\":{\"Name\":\"prod-\xc3\xa9\u00e9\"}}",
+		`{"Vm":{"Name":"prod-\ud800"}}`,
+		`{"Vm":{"Name":"prod-\ud83d\ude00"}}`,
+		`{"Vm":{"Name":"prod-\n\t\"\\\/"}}`,
+		"{\"V\xffm\":{\"Name\":\"prod-1\"}}",
+		`{"Vm":{"Name":"prod-1","Name":"x","Name":"prod-2"}}`,
+		`{"Vm":{"Name":"prod-1"},"Vm":{"Other":1}}`,
+		// Nested arrays.
+		`{"A":[{"B":[{"C":1}]}]}`,
+		`{"A":[{"B":[{"C":2},{"C":1}]},{"B":[]}]}`,
+		`{"A":[{"B":[{"C":null}]},{"B":[[1]]}]}`,
+		`{"A":[{"B":{"C":1}}]}`,
+		`{"A":[[],{}]}`,
+		`{"A":[{"B":[{"C":1},]}]}`,
 		`{"Key":1`,
 		`{"Key"`,
 		`{`,
