@@ -88,6 +88,10 @@ func value(b []byte, i, depth int, floats bool) int {
 			return -1
 		}
 		switch c := b[i]; c {
+		case '"':
+			if i = String(b, i); i < 0 {
+				return -1
+			}
 		case '{', '[':
 			if depth+n >= MaxDepth {
 				return -1
@@ -109,10 +113,6 @@ func value(b []byte, i, depth int, floats bool) int {
 				}
 			}
 			continue
-		case '"':
-			if i = String(b, i); i < 0 {
-				return -1
-			}
 		case 't':
 			if i = Literal(b, i, "true"); i < 0 {
 				return -1
