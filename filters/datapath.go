@@ -487,12 +487,22 @@ func (d *partial) value(b []byte, i, depth int, n *pathNode) (any, int) {
 			return d.array(b, i, depth, n.elem)
 		}
 	}
-	var end int
 	if i < len(b) && b[i] == '"' {
-		end = jsonscan.String(b, i)
-	} else {
-		end = jsonscan.AnyValue(b, i, depth)
+		end, plain := jsonscan.StringPlain(b, i)
+		if plain && end-i > 2 {
+			// A view of the payload, valid while it is (see partial).
+			return d.str(unsafe.String(&b[i+1], end-i-2)), end
+		}
+		if end < 0 {
+			return nil, -1
+		}
+		v, ok := d.leaf(b[i:end])
+		if !ok {
+			return nil, -1
+		}
+		return v, end
 	}
+	end := jsonscan.AnyValue(b, i, depth)
 	if end < 0 {
 		return nil, -1
 	}
@@ -526,7 +536,8 @@ func (d *partial) object(b []byte, i, depth int, n *pathNode) (any, int) {
 	}
 	for {
 		ks := i
-		if i = jsonscan.String(b, i); i < 0 {
+		var plain bool
+		if i, plain = jsonscan.StringPlain(b, i); i < 0 {
 			return nil, -1
 		}
 		key := b[ks:i]
@@ -534,7 +545,7 @@ func (d *partial) object(b []byte, i, depth int, n *pathNode) (any, int) {
 			return nil, -1
 		}
 		i = jsonscan.Space(b, i+1)
-		if c := matchKey(key, n.children); c >= 0 {
+		if c := matchKey(key, plain, n.children); c >= 0 {
 			var cv any
 			if cv, i = d.value(b, i, depth, n.children[c]); i < 0 {
 				return nil, -1
@@ -599,10 +610,11 @@ func (d *partial) array(b []byte, i, depth int, elem *pathNode) (any, int) {
 	}
 }
 
-// matchKey returns the index of the child named by the JSON string key, or -1.
-func matchKey(key []byte, children []*pathNode) int {
+// matchKey returns the index of the child named by the JSON string key, or
+// -1. plain says key has no escapes and only ASCII bytes.
+func matchKey(key []byte, plain bool, children []*pathNode) int {
 	raw := key[1 : len(key)-1]
-	if !asciiPlain(raw) {
+	if !plain {
 		// Escapes or non-ASCII: compare what encoding/json makes of it.
 		var k string
 		if err := json.Unmarshal(key, &k); err != nil {

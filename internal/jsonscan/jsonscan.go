@@ -192,9 +192,9 @@ func Space(b []byte, i int) int {
 	return i
 }
 
-// plain marks the bytes a string holds as they are: not the quote, not
+// plainByte marks the bytes a string holds as they are: not the quote, not
 // the backslash, not a control character.
-var plain = func() (t [256]bool) {
+var plainByte = func() (t [256]bool) {
 	for c := 0x20; c < 256; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
@@ -214,7 +214,7 @@ func String(b []byte, i int) int {
 		// a byte at a time near the end of b.
 		for {
 			if i+8 > len(b) {
-				for i < len(b) && plain[b[i]] {
+				for i < len(b) && plainByte[b[i]] {
 					i++
 				}
 				break
@@ -251,6 +251,65 @@ func String(b []byte, i int) int {
 		}
 	}
 }
+
+// StringPlain is [String], and also reports whether the string is plain:
+// without escapes and all ASCII, so that the bytes between its quotes are
+// its value as encoding/json decodes it.
+func StringPlain(b []byte, i int) (end int, plain bool) {
+	if i < 0 || i >= len(b) || b[i] != '"' {
+		return -1, false
+	}
+	i++
+	var seen uint64 // the bytes read, or-ed together: a high bit is not ASCII
+	escaped := false
+	for {
+		for {
+			if i+8 > len(b) {
+				for i < len(b) && plainByte[b[i]] {
+					seen |= uint64(b[i])
+					i++
+				}
+				break
+			}
+			x := binary.LittleEndian.Uint64(b[i:])
+			if m := special(x); m != 0 {
+				n := bits.TrailingZeros64(m) >> 3
+				seen |= x & (1<<(n*8) - 1) // the bytes before the special one
+				i += n
+				break
+			}
+			seen |= x
+			i += 8
+		}
+		if i >= len(b) {
+			return -1, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, !escaped && seen&highBits == 0
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				return -1, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return -1, false
+				}
+				i += 6
+			default:
+				return -1, false
+			}
+		default: // a control character
+			return -1, false
+		}
+	}
+}
+
+const highBits = 0x8080808080808080
 
 // special marks, with the high bit of each byte, the bytes of x (eight
 // bytes of b, little-endian) that are a quote, a backslash or a control

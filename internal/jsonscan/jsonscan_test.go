@@ -135,17 +135,47 @@ func TestStringEveryByte(t *testing.T) {
 			if got := String(b, 0) == len(b); got != want {
 				t.Fatalf("String(%q) reads it all: got %t, want %t (json.Valid)", b, got, want)
 			}
+			checkStringPlain(t, b, 0)
 		}
 	}
 }
 
+// checkStringPlain fails t unless StringPlain(b, i) ends where String
+// does and calls plain exactly the strings without a backslash or a byte
+// past ASCII.
+func checkStringPlain(t *testing.T, b []byte, i int) {
+	t.Helper()
+	end, plain := StringPlain(b, i)
+	if want := String(b, i); end != want {
+		t.Fatalf("StringPlain(%q, %d) ends at %d, String at %d", b, i, end, want)
+	}
+	if end < 0 {
+		if plain {
+			t.Fatalf("StringPlain(%q, %d): plain without a string", b, i)
+		}
+		return
+	}
+	want := !strings.ContainsFunc(string(b[i+1:end-1]), func(r rune) bool { return r == '\\' || r >= 0x80 })
+	if plain != want {
+		t.Fatalf("StringPlain(%q, %d) plain: got %t, want %t", b, i, plain, want)
+	}
+}
+
+func TestStringPlain(t *testing.T) {
+	for _, s := range append(seeds, `"0123456789abcdefé"`, `"0123456\u0041"`, `"é"`, `"abcdefg\"`, `"abcdefgh"x`) {
+		checkStringPlain(t, []byte(s), 0)
+	}
+}
+
 // FuzzValid checks Valid against json.Valid, ValidAny against
-// json.Unmarshal, and Value on the input nested in an array against both.
+// json.Unmarshal, Value on a valid input against where it ends, and
+// StringPlain against String.
 func FuzzValid(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		checkStringPlain(t, b, 0)
 		valid := json.Valid(b)
 		if got := Valid(b); got != valid {
 			t.Fatalf("Valid(%q): got %t, want %t (json.Valid)", b, got, valid)
