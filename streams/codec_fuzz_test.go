@@ -52,6 +52,9 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		}
 		up, upErr := UpgradeV1(ev)
 		m, err := Encode("fuzz", &ev, "")
+		if errors.Is(err, errMemberName) {
+			return // an extension "Data" read as "data": no body can hold it
+		}
 		if err != nil {
 			if upErr == nil {
 				t.Fatalf("Decode(%q) succeeded, Encode failed: %v", in, err)
