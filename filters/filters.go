@@ -450,7 +450,7 @@ func decodeData(ev event.Event) (any, error) {
 // isJSON reports whether the content type ct says JSON. An absent content
 // type means JSON in CloudEvents' structured mode.
 func isJSON(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" { // what vrelay's sources write
 		return true
 	}
 	mt, _, _ := strings.Cut(ct, ";")
