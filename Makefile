@@ -39,7 +39,8 @@ test: lint natscli k8s-tools helm chromium
 FUZZ_TARGETS := ./producers/webhook:FuzzHandler ./internal/config:FuzzParse \
 	./producers/vcenter:FuzzConvert ./producers/horizon:FuzzConvert ./filters:FuzzCompile \
 	./streams:FuzzCodecRoundTrip ./streams:FuzzUpgradeV1 ./streams:FuzzParseDeadLetter \
-	./streams:FuzzDecode ./streams:FuzzMarshal ./streams:FuzzValidJSON ./filters:FuzzTransformCompile
+	./streams:FuzzDecode ./streams:FuzzMarshal ./internal/jsonscan:FuzzValid ./filters:FuzzTransformCompile \
+	./filters:FuzzMatchPaths
 FUZZ_SMOKE ?= 3s
 FUZZTIME   ?= 2m
 

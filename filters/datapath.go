@@ -1,14 +1,17 @@
 package filters
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"reflect"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/vrelay/vrelay/internal/jsonscan"
 )
 
 // A filter that reads a few members of data, such as data.Vm.Name, does not
@@ -39,6 +42,13 @@ type pathNode struct {
 	// walks, reading these members of each element. Nothing of an element
 	// leaves the predicate, so the elements need hold nothing else.
 	elem *pathNode
+
+	// ptrType is the type word of a pointer to a struct of one any field
+	// per child, set by layout when the node has children. An object read
+	// at the node is decoded into such a struct, from the slab slot of
+	// the partial state, not into a map (see object).
+	ptrType unsafe.Pointer
+	slot    int
 }
 
 func (n *pathNode) child(key string) *pathNode {
@@ -96,7 +106,59 @@ func dataPaths(root ast.Node) *pathNode {
 	if c.bail || c.root.whole {
 		return nil
 	}
+	c.root.layout(new(int))
 	return c.root
+}
+
+// anyType is the type of the fields of the structs objects decode into.
+var anyType = reflect.TypeFor[any]()
+
+// layout gives each node under n that has children a struct type and a
+// slab slot, counting the slots in *slots.
+//
+// An expression reads such a node only by its members, by name (data.Vm,
+// data["Vm"], data.Vm?.Name), never as a whole: a whole read decodes the
+// value in full, as a map. So a struct serves as well as a map: expr
+// fetches a field by the name in its `expr` tag as it fetches a key, and
+// a member the payload lacks is a nil field as it is a missing key; the
+// two differ only in what the expression cannot do with the node. A
+// struct costs less: no hashing to fill it, a memclr to reset it, and
+// expr fetches a field without the allocation that reading a map by
+// reflection costs. A key expr's tags cannot name ("-") keeps a map.
+func (n *pathNode) layout(slots *int) {
+	for _, c := range n.children {
+		c.layout(slots)
+	}
+	if n.elem != nil {
+		n.elem.layout(slots)
+	}
+	if len(n.children) == 0 || n.whole {
+		return
+	}
+	keys := make(map[string]bool, len(n.children))
+	for _, c := range n.children {
+		if c.key == "-" {
+			return
+		}
+		keys[c.key] = true
+	}
+	fields := make([]reflect.StructField, len(n.children))
+	for i, c := range n.children {
+		// expr matches a field by its tag or by its Go name: a Go name
+		// that is no key keeps the match to the tag.
+		name := "F" + strconv.Itoa(i)
+		for keys[name] {
+			name += "_"
+		}
+		fields[i] = reflect.StructField{
+			Name: name,
+			Type: anyType,
+			Tag:  reflect.StructTag(`expr:` + strconv.Quote(c.key)),
+		}
+	}
+	n.ptrType = typeWord(reflect.New(reflect.StructOf(fields)).Interface())
+	n.slot = *slots
+	*slots++
 }
 
 // pathCollector walks an expression for the uses of one identifier (data)
@@ -273,25 +335,38 @@ func (c *pathCollector) children(n ast.Node, ident string, pointer bool) {
 }
 
 // partial decodes the paths of one expression. It is part of a pooled
-// state, and reuses its maps, slices and strings from one run to the next:
-// what it returns is valid until the next decode.
+// state, and reuses its maps, slices and boxes from one run to the next:
+// what it returns is valid until the next reset, and only while the
+// payload it decoded is neither modified nor released.
+//
+// The strings of the tree are views of the payload bytes, and its strings,
+// numbers and slices are boxed in interfaces without an allocation each
+// (see box.go). That is safe because of how the tree is used: only
+// [Filter.Match] decodes paths, the tree lives in the state's environment
+// for one run of the expression, whose result is a bool, and the run
+// keeps none of it (error messages are formatted copies); put resets the
+// state, clearing the environment, the VM's stack and scopes and these
+// boxes, before the state goes back to the pool, so that no view of a
+// payload outlives the Match that decoded it. [Value.Eval] and transforms,
+// whose results leave the run, decode data in full instead.
 type partial struct {
 	maps   []map[string]any
 	nmaps  int
 	slices [][]any
 	nslice int
-	// strs holds decoded strings already boxed in an interface, which
-	// otherwise costs an allocation each: names of arguments, clusters,
-	// hosts repeat from one event to the next.
-	strs map[string]any
+
+	// The boxes, filled from the start on each decode: an interface made
+	// by box* points at one of their elements.
+	strs   []string
+	floats []float64
+	heads  [][]any
+	// structs holds, for each slot of layout, the fields of the structs
+	// decoded at that node, one after the other.
+	structs [][]any
 }
 
-const (
-	maxInterned    = 1024 // strings a state keeps boxed; then it starts over
-	maxInternedLen = 64   // longer strings are not kept
-)
-
-// reset forgets the tree of the last decode, keeping its storage.
+// reset forgets the tree of the last decode, keeping its storage, and
+// drops every view of the payload.
 func (d *partial) reset() {
 	for _, m := range d.maps[:d.nmaps] {
 		clear(m)
@@ -300,6 +375,31 @@ func (d *partial) reset() {
 		clear(s)
 	}
 	d.nmaps, d.nslice = 0, 0
+	clear(d.strs)
+	clear(d.heads)
+	d.strs, d.floats, d.heads = d.strs[:0], d.floats[:0], d.heads[:0]
+	for i, s := range d.structs {
+		clear(s)
+		d.structs[i] = s[:0]
+	}
+}
+
+// fields returns the zeroed fields of a new struct of node n, to be boxed
+// with n.ptrType: as a struct of any fields, its layout is that of an
+// array of them.
+func (d *partial) fields(n *pathNode) []any {
+	for len(d.structs) <= n.slot {
+		d.structs = append(d.structs, nil)
+	}
+	s, k := d.structs[n.slot], len(n.children)
+	if len(s)+k > cap(s) {
+		// A new slab: the structs boxed before keep the old one, which
+		// lives as long as they do and which nothing writes again.
+		s = make([]any, 0, max(2*cap(s), 4*k))
+	}
+	s = s[:len(s)+k]
+	d.structs[n.slot] = s
+	return s[len(s)-k:]
 }
 
 func (d *partial) newMap() map[string]any {
@@ -314,156 +414,206 @@ func (d *partial) newMap() map[string]any {
 	return m
 }
 
-func (d *partial) newSlice(n int) []any {
-	if d.nslice < len(d.slices) {
-		s := d.slices[d.nslice][:0]
-		d.nslice++
-		return s
-	}
-	s := make([]any, 0, max(n, 8))
-	d.slices = append(d.slices, s)
+// newSlice returns an empty slice to append to, and its number for
+// keepSlice.
+func (d *partial) newSlice() ([]any, int) {
+	k := d.nslice
 	d.nslice++
-	return s
+	if k < len(d.slices) {
+		return d.slices[k][:0], k
+	}
+	s := make([]any, 0, 8)
+	d.slices = append(d.slices, s)
+	return s, k
 }
 
-// keepSlice stores the grown s back, so that the next decode reuses it.
-func (d *partial) keepSlice(s []any) {
-	d.slices[d.nslice-1] = s
+// keepSlice stores s, slice number k grown, so that the next decode
+// reuses it. Arrays nest, so k need not be the last one handed out.
+func (d *partial) keepSlice(k int, s []any) {
+	d.slices[k] = s
+}
+
+// str returns s as an any without allocating.
+func (d *partial) str(s string) any {
+	if s == "" {
+		return ""
+	}
+	// Appending may move the box to a new array: the interfaces made
+	// before keep pointing into the old one, which lives as long as they
+	// do, and which nothing writes again.
+	d.strs = append(d.strs, s)
+	return boxString(&d.strs[len(d.strs)-1])
+}
+
+// float returns f as an any without allocating.
+func (d *partial) float(f float64) any {
+	d.floats = append(d.floats, f)
+	return boxFloat(&d.floats[len(d.floats)-1])
+}
+
+// slice returns s as an any without allocating.
+func (d *partial) slice(s []any) any {
+	d.heads = append(d.heads, s)
+	return boxSlice(&d.heads[len(d.heads)-1])
 }
 
 // decode returns the data an expression reading the paths of root sees:
 // the members on the paths, with the values it reads whole decoded. It
-// checks the whole of b in the same pass.
-func (d *partial) decode(b []byte, root *pathNode) (any, error) {
-	s := scanner{b: b}
-	s.ws()
-	if root.whole || s.i >= len(b) || b[s.i] != '{' {
+// checks the whole of b in the same pass, as json.Unmarshal into an any
+// would (grammar, nesting depth, numbers that fit a float64), and returns
+// false where that would fail; the caller asks encoding/json why.
+func (d *partial) decode(b []byte, root *pathNode) (any, bool) {
+	i := jsonscan.Space(b, 0)
+	if root.whole || i >= len(b) || b[i] != '{' {
 		var v any
 		err := json.Unmarshal(b, &v)
-		return v, err
+		return v, err == nil
 	}
-	v, err := d.value(&s, root)
-	if err != nil {
-		return nil, err
+	v, i := d.value(b, i, 0, root)
+	if i < 0 || jsonscan.Space(b, i) != len(b) {
+		return nil, false
 	}
-	s.ws()
-	if s.i != len(b) {
-		return nil, s.errorf("invalid character %q after top-level value", b[s.i])
-	}
-	return v, nil
+	return v, true
 }
 
-// value checks the JSON value at s.i, moves past it and returns it as the
-// node n reads it.
-func (d *partial) value(s *scanner, n *pathNode) (any, error) {
-	if s.i < len(s.b) && !n.whole {
+// value reads the JSON value at b[i], inside depth objects and arrays, as
+// the node n reads it, and returns it and the index just past it, or -1.
+func (d *partial) value(b []byte, i, depth int, n *pathNode) (any, int) {
+	if i < len(b) && !n.whole {
 		switch {
-		case s.b[s.i] == '{' && len(n.children) > 0:
-			return d.object(s, n)
-		case s.b[s.i] == '[' && n.elem != nil:
-			return d.array(s, n.elem)
+		case b[i] == '{' && len(n.children) > 0:
+			return d.object(b, i, depth, n)
+		case b[i] == '[' && n.elem != nil:
+			return d.array(b, i, depth, n.elem)
 		}
 	}
-	vs := s.i
-	if err := s.value(); err != nil {
-		return nil, err
+	if i < len(b) && b[i] == '"' {
+		end, plain := jsonscan.StringPlain(b, i)
+		if plain && end-i > 2 {
+			// A view of the payload, valid while it is (see partial).
+			return d.str(unsafe.String(&b[i+1], end-i-2)), end
+		}
+		if end < 0 {
+			return nil, -1
+		}
+		v, ok := d.leaf(b[i:end])
+		if !ok {
+			return nil, -1
+		}
+		return v, end
 	}
-	return d.leaf(s.b[vs:s.i])
+	end := jsonscan.AnyValue(b, i, depth)
+	if end < 0 {
+		return nil, -1
+	}
+	v, ok := d.leaf(b[i:end])
+	if !ok {
+		return nil, -1
+	}
+	return v, end
 }
 
-// object decodes the members of the object at s.i that n reads.
-func (d *partial) object(s *scanner, n *pathNode) (any, error) {
-	m := d.newMap()
-	s.i++ // '{'
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return m, nil
+// object reads the members of the object at b[i] that n reads.
+func (d *partial) object(b []byte, i, depth int, n *pathNode) (any, int) {
+	if depth >= jsonscan.MaxDepth {
+		return nil, -1
+	}
+	depth++
+	var (
+		m  map[string]any
+		fs []any
+		v  any
+	)
+	if n.ptrType != nil {
+		fs = d.fields(n)
+		v = box(n.ptrType, unsafe.Pointer(&fs[0]))
+	} else {
+		m = d.newMap()
+		v = m
+	}
+	if i = jsonscan.Space(b, i+1); i < len(b) && b[i] == '}' {
+		return v, i + 1
 	}
 	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return nil, s.errorf("invalid character looking for beginning of object key string")
+		ks := i
+		var plain bool
+		if i, plain = jsonscan.StringPlain(b, i); i < 0 {
+			return nil, -1
 		}
-		ks := s.i
-		if err := s.str(); err != nil {
-			return nil, err
+		key := b[ks:i]
+		if i = jsonscan.Space(b, i); i >= len(b) || b[i] != ':' {
+			return nil, -1
 		}
-		key := s.b[ks:s.i]
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return nil, s.errorf("invalid character after object key")
-		}
-		s.i++
-		s.ws()
-		if i := matchKey(key, n.children); i >= 0 {
-			v, err := d.value(s, n.children[i])
-			if err != nil {
-				return nil, err
+		i = jsonscan.Space(b, i+1)
+		if c := matchKey(key, plain, n.children); c >= 0 {
+			var cv any
+			if cv, i = d.value(b, i, depth, n.children[c]); i < 0 {
+				return nil, -1
 			}
-			m[n.children[i].key] = v // a later duplicate wins, as in encoding/json
-		} else if err := s.value(); err != nil {
-			return nil, err
+			// A later duplicate wins, as in encoding/json.
+			if fs != nil {
+				fs[c] = cv
+			} else {
+				m[n.children[c].key] = cv
+			}
+		} else if i < len(b) && b[i] == '"' {
+			// Most members skipped are strings: no need for AnyValue's
+			// container stack.
+			if i = jsonscan.String(b, i); i < 0 {
+				return nil, -1
+			}
+		} else if i = jsonscan.AnyValue(b, i, depth); i < 0 {
+			return nil, -1
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return nil, errJSONEnd
+		if i = jsonscan.Space(b, i); i >= len(b) {
+			return nil, -1
 		}
-		switch s.b[s.i] {
+		switch b[i] {
 		case ',':
-			s.i++
+			i = jsonscan.Space(b, i+1)
 		case '}':
-			s.i++
-			return m, nil
+			return v, i + 1
 		default:
-			return nil, s.errorf("invalid character %q after object key:value pair", s.b[s.i])
+			return nil, -1
 		}
 	}
 }
 
-// array decodes the array at s.i, each element as elem reads it.
-func (d *partial) array(s *scanner, elem *pathNode) (any, error) {
-	out := d.newSlice(0)
-	s.i++ // '['
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return out, nil
+// array reads the array at b[i], each element as elem reads it.
+func (d *partial) array(b []byte, i, depth int, elem *pathNode) (any, int) {
+	if depth >= jsonscan.MaxDepth {
+		return nil, -1
+	}
+	depth++
+	out, k := d.newSlice()
+	if i = jsonscan.Space(b, i+1); i < len(b) && b[i] == ']' {
+		return d.slice(out), i + 1
 	}
 	for {
-		s.ws()
-		v, err := d.value(s, elem)
-		if err != nil {
-			return nil, err
+		var v any
+		if v, i = d.value(b, i, depth, elem); i < 0 {
+			return nil, -1
 		}
 		out = append(out, v)
-		s.ws()
-		if s.i >= len(s.b) {
-			return nil, errJSONEnd
+		if i = jsonscan.Space(b, i); i >= len(b) {
+			return nil, -1
 		}
-		switch s.b[s.i] {
+		switch b[i] {
 		case ',':
-			s.i++
+			i = jsonscan.Space(b, i+1)
 		case ']':
-			s.i++
-			d.keepSlice(out)
-			return out, nil
+			d.keepSlice(k, out)
+			return d.slice(out), i + 1
 		default:
-			return nil, s.errorf("invalid character %q after array element", s.b[s.i])
+			return nil, -1
 		}
 	}
 }
 
-// matchKey returns the index of the child named by the JSON string key, or -1.
-func matchKey(key []byte, children []*pathNode) int {
+// matchKey returns the index of the child named by the JSON string key, or
+// -1. plain says key has no escapes and only ASCII bytes.
+func matchKey(key []byte, plain bool, children []*pathNode) int {
 	raw := key[1 : len(key)-1]
-	plain := true
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
 	if !plain {
 		// Escapes or non-ASCII: compare what encoding/json makes of it.
 		var k string
@@ -480,325 +630,86 @@ func matchKey(key []byte, children []*pathNode) int {
 	return -1
 }
 
-// leaf decodes the valid JSON value b as encoding/json does into an any.
-func (d *partial) leaf(b []byte) (any, error) {
+// leaf decodes b, a JSON value that jsonscan.AnyValue accepted, as
+// encoding/json decodes it into an any.
+func (d *partial) leaf(b []byte) (any, bool) {
 	switch b[0] {
 	case 'n':
-		return nil, nil
+		return nil, true
 	case 't':
-		return true, nil
+		return true, true
 	case 'f':
-		return false, nil
+		return false, true
 	case '"':
 		raw := b[1 : len(b)-1]
+		if len(raw) == 0 {
+			return "", true
+		}
 		if !plainString(raw) {
-			break
+			break // escapes or bad UTF-8: encoding/json's rules
 		}
-		if v, ok := d.strs[string(raw)]; ok {
-			return v, nil
-		}
-		str := string(raw)
-		var v any = str
-		if len(raw) <= maxInternedLen {
-			if d.strs == nil || len(d.strs) >= maxInterned {
-				d.strs = make(map[string]any, 64)
-			}
-			d.strs[str] = v
-		}
-		return v, nil
+		// A view of the payload, valid while it is (see partial).
+		return d.str(unsafe.String(&raw[0], len(raw))), true
 	case '{', '[':
 	default:
-		f, err := strconv.ParseFloat(string(b), 64)
-		if err != nil {
-			break // out of range: let encoding/json say so
+		f, ok := parseNumber(b)
+		if !ok {
+			return nil, false
 		}
-		return f, nil
+		return d.float(f), true
 	}
 	var v any
 	err := json.Unmarshal(b, &v)
-	return v, err
+	return v, err == nil
+}
+
+// parseNumber returns the float64 of the JSON number b, as encoding/json
+// gives it.
+func parseNumber(b []byte) (float64, bool) {
+	// Up to 15 digits, an integer is exact in a float64: no rounding to do.
+	if len(b) <= 15 {
+		var n uint64
+		digits := true
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				digits = false
+				break
+			}
+			n = n*10 + uint64(c-'0')
+		}
+		if digits {
+			return float64(n), true
+		}
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil
 }
 
 // plainString reports whether the contents of a JSON string are their own
 // value: no escapes, valid UTF-8.
 func plainString(raw []byte) bool {
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			return utf8.Valid(raw) && !hasByte(raw, '\\')
+	if asciiPlain(raw) {
+		return true
+	}
+	return utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0
+}
+
+// asciiPlain reports whether raw holds only ASCII bytes and no backslash,
+// eight bytes at a time.
+func asciiPlain(raw []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		x := binary.LittleEndian.Uint64(raw[i:])
+		bs := x ^ (ones * '\\')
+		if (x|(bs-ones)&^bs)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(raw); i++ {
+		if raw[i] == '\\' || raw[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
 	return true
-}
-
-func hasByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
-
-// scanner checks JSON with exactly the grammar of encoding/json, and finds
-// where values end.
-type scanner struct {
-	b []byte
-	i int
-}
-
-var errJSONEnd = errors.New("unexpected end of JSON input")
-
-func (s *scanner) errorf(format string, args ...any) error {
-	if s.i >= len(s.b) {
-		return errJSONEnd
-	}
-	return fmt.Errorf(format+" at offset %d", append(args, s.i)...)
-}
-
-// space and plain classify bytes: JSON white space, and bytes that stand
-// for themselves in a string.
-var space, plain [256]bool
-
-func init() {
-	for _, c := range " \t\n\r" {
-		space[c] = true
-	}
-	for c := 0x20; c < 256; c++ {
-		plain[c] = c != '"' && c != '\\'
-	}
-}
-
-func (s *scanner) ws() {
-	i, b := s.i, s.b
-	for i < len(b) && space[b[i]] {
-		i++
-	}
-	s.i = i
-}
-
-// value checks one value from s.i and moves past it.
-func (s *scanner) value() error {
-	if s.i >= len(s.b) {
-		return errJSONEnd
-	}
-	switch c := s.b[s.i]; {
-	case c == '{':
-		return s.object()
-	case c == '[':
-		return s.array()
-	case c == '"':
-		return s.str()
-	case c == 't':
-		return s.lit("true")
-	case c == 'f':
-		return s.lit("false")
-	case c == 'n':
-		return s.lit("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number()
-	default:
-		return s.errorf("invalid character %q looking for beginning of value", c)
-	}
-}
-
-func (s *scanner) object() error {
-	s.i++ // '{'
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return s.errorf("invalid character looking for beginning of object key string")
-		}
-		if err := s.str(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.errorf("invalid character after object key")
-		}
-		s.i++
-		s.ws()
-		if err := s.value(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errJSONEnd
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.errorf("invalid character %q after object key:value pair", s.b[s.i])
-		}
-	}
-}
-
-func (s *scanner) array() error {
-	s.i++ // '['
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return nil
-	}
-	for {
-		s.ws()
-		if err := s.value(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errJSONEnd
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return s.errorf("invalid character %q after array element", s.b[s.i])
-		}
-	}
-}
-
-func (s *scanner) str() error {
-	s.i++ // '"'
-	for s.i < len(s.b) {
-		i, b := s.i, s.b
-		// Eight bytes at a time while none of them ends the plain run.
-		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
-		s.i = i
-		if i >= len(b) {
-			break
-		}
-		c := b[i]
-		switch {
-		case c == '"':
-			s.i++
-			return nil
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.b) {
-				return errJSONEnd
-			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				s.i++
-				for range 4 {
-					if s.i >= len(s.b) {
-						return errJSONEnd
-					}
-					if !isHex(s.b[s.i]) {
-						return s.errorf("invalid character %q in \\u hexadecimal character escape", s.b[s.i])
-					}
-					s.i++
-				}
-			default:
-				return s.errorf("invalid character %q in string escape code", s.b[s.i])
-			}
-		case c < 0x20:
-			return s.errorf("invalid character %q in string literal", c)
-		default:
-			s.i++
-		}
-	}
-	return errJSONEnd
-}
-
-// special reports whether any of the eight bytes in x is a quote, a
-// backslash or a control character.
-func special(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	less := (x - ones*0x20) & ^x & highs // a byte below 0x20
-	q := x ^ (ones * '"')
-	bs := x ^ (ones * '\\')
-	return (less | ((q - ones) &^ q & highs) | ((bs - ones) &^ bs & highs)) != 0
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func (s *scanner) lit(word string) error {
-	for j := 0; j < len(word); j++ {
-		if s.i >= len(s.b) {
-			return errJSONEnd
-		}
-		if s.b[s.i] != word[j] {
-			return s.errorf("invalid character %q in literal %s", s.b[s.i], word)
-		}
-		s.i++
-	}
-	return nil
-}
-
-func (s *scanner) number() (err error) {
-	b, start := s.b, s.i
-	if b[s.i] == '-' {
-		s.i++
-	}
-	if s.i >= len(b) {
-		return errJSONEnd
-	}
-	switch c := b[s.i]; {
-	case c == '0':
-		s.i++
-	case c >= '1' && c <= '9':
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-	default:
-		return s.errorf("invalid character %q in numeric literal", c)
-	}
-	if s.i < len(b) && b[s.i] == '.' {
-		s.i++
-		if s.i >= len(b) {
-			return errJSONEnd
-		}
-		if b[s.i] < '0' || b[s.i] > '9' {
-			return s.errorf("invalid character %q after decimal point in numeric literal", b[s.i])
-		}
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-	}
-	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
-		defer func() {
-			// encoding/json fails on a number out of float64's range.
-			if err == nil {
-				if _, perr := strconv.ParseFloat(string(b[start:s.i]), 64); perr != nil {
-					err = fmt.Errorf("json: cannot unmarshal number %s into Go value of type float64", b[start:s.i])
-				}
-			}
-		}()
-		s.i++
-		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
-			s.i++
-		}
-		if s.i >= len(b) {
-			return errJSONEnd
-		}
-		if b[s.i] < '0' || b[s.i] > '9' {
-			return s.errorf("invalid character %q in exponent of numeric literal", b[s.i])
-		}
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-	}
-	return nil
 }

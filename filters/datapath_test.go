@@ -3,6 +3,7 @@ package filters
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -116,6 +117,13 @@ func TestMatchPathsAsFullDecode(t *testing.T) {
 		`data.Arguments[1].Value == "b"`,
 		`data["é"] == 1 || data["a\"b"] == 2`,
 		`data.Name == "x\u00e9"`,
+		// Keys that are no Go names, or the names layout gives fields.
+		`data["-"] == 1 || data[""] == 2 || data.F0 == 3 || data["F0_"] == 4 || data["vm.name"] == 5`,
+		`data.F1.F0 == "x" && data.F1["-"] == nil`,
+		// A predicate in a predicate, over nested arrays.
+		`any(data.A, any(.B, .C == 1))`,
+		`all(data.A, all(.B, .C != nil))`,
+		`data.Key == 1.5 || data.Key == -0 || data.Key == 123456789012345678`,
 	}
 	payloads := []string{
 		vcenterPayload,
@@ -153,6 +161,45 @@ func TestMatchPathsAsFullDecode(t *testing.T) {
 		`{"Key":1,"Other":-}`,
 		`{"Key":1,"Other":1.}`,
 		`{"Key":1,"Other":1e}`,
+		// A full decode fails on numbers a float64 cannot hold, and on
+		// nesting deeper than encoding/json's limit, wherever they are.
+		`{"Key":1,"Other":` + strings.Repeat("9", 400) + `}`,
+		`{"Key":1,"Other":[` + strings.Repeat("9", 400) + `]}`,
+		`{"Key":1,"Other":-` + strings.Repeat("9", 320) + `.5}`,
+		`{"Key":1,"Other":` + strings.Repeat("9", 300) + `}`,
+		`{"Key":1,"Other":1e308,"More":-1e-400}`,
+		`{"Key":1,"Other":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+		`{"Key":1,"Other":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+		`{"Vm":{"Name":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`,
+		`{"Vm":{"Name":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}}`,
+		`{"Arguments":[{"Key":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}]}`,
+		`{"Arguments":[{"Key":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}]}`,
+		// Numbers as a float64 holds them.
+		`{"Key":123456789012345678}`,
+		`{"Key":123456789012345}`,
+		`{"Key":1.5}`,
+		`{"Key":-0}`,
+		`{"Key":0.0000001e7}`,
+		// Keys and strings, plain, escaped and not UTF-8.
+		`{"-":1,"":2,"F0":3,"F0_":4,"vm.name":5}`,
+		`{"F1":{"F0":"x","-":null}}`,
+		`{"F1":{"F0":"x","-":1}}`,
+		`{"F1":{"F\u0030":"x"}}`,
+		"{\"Vm\":{\"Name\":\"prod-\xff\"}}",
+		"{\"Vm\":{\"Name\":\"prod-\xc3\xa9\u00e9\"}}",
+		`{"Vm":{"Name":"prod-\ud800"}}`,
+		`{"Vm":{"Name":"prod-\ud83d\ude00"}}`,
+		`{"Vm":{"Name":"prod-\n\t\"\\\/"}}`,
+		"{\"V\xffm\":{\"Name\":\"prod-1\"}}",
+		`{"Vm":{"Name":"prod-1","Name":"x","Name":"prod-2"}}`,
+		`{"Vm":{"Name":"prod-1"},"Vm":{"Other":1}}`,
+		// Nested arrays.
+		`{"A":[{"B":[{"C":1}]}]}`,
+		`{"A":[{"B":[{"C":2},{"C":1}]},{"B":[]}]}`,
+		`{"A":[{"B":[{"C":null}]},{"B":[[1]]}]}`,
+		`{"A":[{"B":{"C":1}}]}`,
+		`{"A":[[],{}]}`,
+		`{"A":[{"B":[{"C":1},]}]}`,
 		`{"Key":1`,
 		`{"Key"`,
 		`{`,
@@ -177,20 +224,65 @@ func TestMatchPathsAsFullDecode(t *testing.T) {
 	}
 }
 
-// TestMatchPathsInterned checks that strings kept boxed from one event do
-// not leak into the next.
-func TestMatchPathsInterned(t *testing.T) {
-	f := mustCompile(t, `data.Vm.Name == "prod-2"`)
+// TestMatchPathsBoxesReused matches many events, each written over the
+// same buffer, with one filter: the strings and numbers boxed in the
+// pooled state for one event, and the views of its payload, must not show
+// through in the next.
+func TestMatchPathsBoxesReused(t *testing.T) {
+	f := mustCompile(t, `data.Vm.Name == "prod-2" && data.Key == 2 && any(data.Arguments, .Value == "prod-2") && type == "t2"`)
+	buf := make([]byte, 0, 256)
 	for i := range 3000 {
 		ev := event.New()
 		ev.SetID("1")
 		ev.SetSource("urn:test")
-		ev.SetType("t")
+		ev.SetType(fmt.Sprintf("t%d", i%1500))
 		name := fmt.Sprintf("prod-%d", i%1500)
-		ev.DataEncoded = []byte(`{"Vm":{"Name":"` + name + `"}}`)
+		buf = fmt.Appendf(buf[:0], `{"Key":%d,"Vm":{"Name":%q},"Arguments":[{"Value":"x"},{"Value":%q}]}`, i%1500, name, name)
+		ev.DataEncoded = buf
 		ok, err := f.Match(ev)
-		if err != nil || ok != (name == "prod-2") {
-			t.Fatalf("Match on %s: (%v, %v)", name, ok, err)
+		if want := i%1500 == 2; err != nil || ok != want {
+			t.Fatalf("Match on %s: got (%v, %v), want (%v, nil)", buf, ok, err, want)
+		}
+	}
+}
+
+// TestPartialReset checks that a reset state holds nothing of the payload
+// it decoded, so that the pool pins no event.
+func TestPartialReset(t *testing.T) {
+	f := mustCompile(t, `any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"}) && data.Key > 1 && data.Vm.Name != ""`)
+	var d partial
+	for range 3 { // the slabs grow, then are reused
+		if _, ok := d.decode([]byte(vcenterPayload), f.p.paths); !ok {
+			t.Fatal("decode: got false, want true")
+		}
+		if len(d.strs) == 0 || len(d.floats) == 0 || len(d.heads) == 0 || len(d.structs) == 0 {
+			t.Fatalf("decode used no boxes: %d strings, %d floats, %d slices, %d struct slabs",
+				len(d.strs), len(d.floats), len(d.heads), len(d.structs))
+		}
+		d.reset()
+		for i, s := range d.strs[:cap(d.strs)] {
+			if s != "" {
+				t.Fatalf("after reset, string box %d holds %q", i, s)
+			}
+		}
+		for i, h := range d.heads[:cap(d.heads)] {
+			if h != nil {
+				t.Fatalf("after reset, slice box %d holds %v", i, h)
+			}
+		}
+		for slot, fs := range d.structs {
+			for i, v := range fs[:cap(fs)] {
+				if v != nil {
+					t.Fatalf("after reset, struct slab %d field %d holds %v", slot, i, v)
+				}
+			}
+		}
+		for i, s := range d.slices {
+			for j, v := range s[:cap(s)] {
+				if v != nil {
+					t.Fatalf("after reset, slice %d element %d holds %v", i, j, v)
+				}
+			}
 		}
 	}
 }
@@ -198,7 +290,10 @@ func TestMatchPathsInterned(t *testing.T) {
 // FuzzMatchPaths runs filters that read parts of data on arbitrary payloads:
 // they must agree with the full decode.
 func FuzzMatchPaths(f *testing.F) {
-	for _, p := range []string{vcenterPayload, `{"Key":1,"Vm":{"Name":"prod-1"}}`, `{"Arguments":[{"Key":"vm.name","Value":"prod-1"}]}`, `[1]`, `{"Key":1e400}`} {
+	for _, p := range []string{
+		vcenterPayload, `{"Key":1,"Vm":{"Name":"prod-1"}}`, `{"Arguments":[{"Key":"vm.name","Value":"prod-1"}]}`, `[1]`, `{"Key":1e400}`,
+		`{"A":[{"B":[{"C":1}]},{"B":[{"C":2}]}]}`, `{"F0":{"-":1,"":2},"Key":"\u00e9"}`, `{"Key":` + strings.Repeat("1", 320) + `}`,
+	} {
 		f.Add([]byte(p))
 	}
 	filters := []*Filter{}
@@ -206,6 +301,7 @@ func FuzzMatchPaths(f *testing.F) {
 		`data.Vm.Name startsWith "prod-"`, `data.Vm?.Name == nil`, `data.Key > 100`,
 		`any(data.Arguments, {.Key == "vm.name" && .Value startsWith "prod-"})`,
 		`data.Vm.Name == "x" && data.Vm != nil`, `count(data.Arguments, .Key != "") > 1`,
+		`any(data.A, any(.B, .C == 1))`, `data.F0["-"] == 1 || data.F0[""] == 2 || data.Key == "é"`,
 	} {
 		filters = append(filters, mustCompile(f, src))
 	}

@@ -32,8 +32,10 @@
 //     expression reads data only through constant member paths (data.Vm.Name,
 //     data["Key"], a predicate such as any(data.Arguments, {.Key == "x"}))
 //     decodes only those members, after checking that the whole payload is
-//     JSON; the expression sees the same values either way. Transforms
-//     decode the whole payload.
+//     JSON as a full decode would; the expression sees the same values
+//     either way (an object it reads only member by member may be held in
+//     a struct rather than a map, which it cannot tell apart). Transforms
+//     and [Value.Eval] decode the whole payload.
 //
 // # Errors
 //

@@ -219,43 +219,46 @@ func (f *Filter) Match(ev event.Event) (bool, error) {
 	if f == nil || f.p == nil {
 		return false, &RuntimeError{Message: "filter is not compiled"}
 	}
-	if f.p.paths != nil {
-		return f.p.matchPaths(ev)
-	}
+	return f.p.match(ev)
+}
+
+// match runs a filter on ev in a pooled state. Its result is a bool, so
+// nothing of the run outlives it: the data paths decode into the state's
+// storage, and the strings of the environment are boxed in it (see
+// partial), which put resets.
+func (p *program) match(ev event.Event) (bool, error) {
+	st := p.pool.Get().(*state)
+	defer p.put(st)
 	var data any
-	if f.p.usesData {
+	switch {
+	case p.paths != nil:
+		b := ev.Data()
+		if len(b) == 0 {
+			break
+		}
+		ct := ev.DataContentType()
+		if !isJSON(ct) {
+			data = string(b)
+			break
+		}
+		var ok bool
+		if data, ok = st.partial.decode(b, p.paths); !ok {
+			// Not valid JSON: let encoding/json say why, as a full
+			// decode does.
+			var v any
+			err := json.Unmarshal(b, &v)
+			if err == nil {
+				err = errors.New("invalid json")
+			}
+			return false, &DataError{ContentType: ct, Err: err}
+		}
+	case p.usesData:
 		var err error
 		if data, err = decodeData(ev); err != nil {
 			return false, err
 		}
 	}
-	return f.p.runBool(ev, data)
-}
-
-// matchPaths runs a filter that reads some members of data: it decodes
-// only those, into the pooled state's storage.
-func (p *program) matchPaths(ev event.Event) (bool, error) {
-	st := p.pool.Get().(*state)
-	defer p.put(st)
-	var data any
-	if b := ev.Data(); len(b) > 0 {
-		ct := ev.DataContentType()
-		if !isJSON(ct) {
-			data = string(b)
-		} else {
-			var err error
-			if data, err = st.partial.decode(b, p.paths); err != nil {
-				// Not valid JSON: let encoding/json say why, as a full
-				// decode does.
-				var v any
-				if jerr := json.Unmarshal(b, &v); jerr != nil {
-					err = jerr
-				}
-				return false, &DataError{ContentType: ct, Err: err}
-			}
-		}
-	}
-	out, err := p.runState(st, ev, data)
+	out, err := p.runState(st, ev, data, true)
 	if err != nil {
 		return false, err
 	}
@@ -284,12 +287,19 @@ func (p *program) runBool(ev event.Event, data any) (bool, error) {
 func (p *program) run(ev event.Event, data any) (any, error) {
 	st := p.pool.Get().(*state)
 	defer p.put(st)
-	return p.runState(st, ev, data)
+	return p.runState(st, ev, data, false)
 }
 
-// runState is run on the state st.
-func (p *program) runState(st *state, ev event.Event, data any) (any, error) {
+// runState is run on the state st. With boxed set, the string attributes
+// are boxed in st (see match), for a run whose result keeps none of them.
+func (p *program) runState(st *state, ev event.Event, data any, boxed bool) (any, error) {
 	env := st.env
+	box := func(s string) any {
+		if boxed {
+			return st.partial.str(s)
+		}
+		return s
+	}
 	if p.all {
 		// Extensions first, so that an attribute always wins a name clash.
 		for name, v := range ev.Extensions() {
@@ -303,19 +313,19 @@ func (p *program) runState(st *state, ev event.Event, data any) (any, error) {
 				env[b.name] = extensionValue(v)
 			}
 		case attrType:
-			env[b.name] = ev.Type()
+			env[b.name] = box(ev.Type())
 		case attrSource:
-			env[b.name] = ev.Source()
+			env[b.name] = box(ev.Source())
 		case attrSubject:
-			env[b.name] = ev.Subject()
+			env[b.name] = box(ev.Subject())
 		case attrID:
-			env[b.name] = ev.ID()
+			env[b.name] = box(ev.ID())
 		case attrSpecVersion:
-			env[b.name] = ev.SpecVersion()
+			env[b.name] = box(ev.SpecVersion())
 		case attrDataContentType:
-			env[b.name] = ev.DataContentType()
+			env[b.name] = box(ev.DataContentType())
 		case attrDataSchema:
-			env[b.name] = ev.DataSchema()
+			env[b.name] = box(ev.DataSchema())
 		case attrTime:
 			env[b.name] = ev.Time()
 		case attrData:
@@ -337,6 +347,7 @@ func (p *program) put(st *state) {
 	clear(st.env)
 	st.partial.reset()
 	clear(st.vm.Stack[:cap(st.vm.Stack)])
+	clear(st.vm.Scopes[:cap(st.vm.Scopes)])
 	clear(st.vm.Variables)
 	p.pool.Put(st)
 }
@@ -459,7 +470,7 @@ func decodeData(ev event.Event) (any, error) {
 // isJSON reports whether the content type ct says JSON. An absent content
 // type means JSON in CloudEvents' structured mode.
 func isJSON(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" { // what vrelay's sources write
 		return true
 	}
 	mt, _, _ := strings.Cut(ct, ";")

@@ -16,6 +16,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nats.go"
+
+	"github.com/vrelay/vrelay/internal/jsonscan"
 )
 
 // Header names carried by every event message. The Ce-* headers copy the
@@ -112,7 +114,8 @@ func Decode(data []byte) (event.Event, error) {
 // false for the SDK to handle the rest: other versions, escapes it does not
 // read, other extension values, duplicate keys, values the SDK rejects.
 // It checks everything it reads as json.Valid does (the data with
-// scanValue), so it never returns true for a body that is not valid JSON.
+// [jsonscan.Value]), so it never returns true for a body that is not valid
+// JSON.
 func decodeV1(b []byte) (event.Event, bool) {
 	p := scanner{b: b}
 	if !p.consume('{') {
@@ -152,14 +155,14 @@ func decodeV1(b []byte) (event.Event, bool) {
 			start := p.i
 			p.ws()
 			// Nested in the event's object: one level less to go.
-			if p.i = scanValue(b, p.i, 1, new(int)); p.i < 0 {
+			if p.i = jsonscan.Value(b, p.i, 1); p.i < 0 {
 				return event.Event{}, false
 			}
 			end := p.i
 			if attr == attrData {
 				// The last member: the white space up to the closing brace
 				// is the data's, as MarshalEvent wrote it.
-				if j := skipWS(b, end, new(int)); j < len(b) && b[j] == '}' && skipWS(b, j+1, new(int)) == len(b) {
+				if j := jsonscan.Space(b, end); j < len(b) && b[j] == '}' && jsonscan.Space(b, j+1) == len(b) {
 					end = j
 				}
 			}
@@ -335,23 +338,15 @@ var attrs = map[string]int{
 	"data_base64": attrDataBase64, "specversion": attrOther,
 }
 
-// scanner reads JSON that json.Valid accepted, so it checks only what
-// decodeV1 needs to tell the shapes apart.
+// scanner reads the event object for decodeV1. What it reads it checks
+// with jsonscan, as json.Valid would; the shapes it does not read it
+// leaves to the SDK.
 type scanner struct {
 	b []byte
 	i int
 }
 
-func (p *scanner) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
+func (p *scanner) ws() { p.i = jsonscan.Space(p.b, p.i) }
 
 // consume skips white space and c, if c comes next.
 func (p *scanner) consume(c byte) bool {
@@ -399,7 +394,7 @@ func (p *scanner) strBytes() ([]byte, bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return nil, false
 	}
-	if p.i = skipStr(p.b, p.i); p.i < 0 {
+	if p.i = jsonscan.String(p.b, p.i); p.i < 0 {
 		return nil, false
 	}
 	return unquote(p.b[start:p.i])
@@ -421,18 +416,18 @@ func (p *scanner) extension() (any, bool) {
 		}
 		return extValues.get(v, func(s string) (any, bool) { return s, true })
 	case 't':
-		if p.i = skipLit(p.b, p.i, "true"); p.i < 0 {
+		if p.i = jsonscan.Literal(p.b, p.i, "true"); p.i < 0 {
 			return nil, false
 		}
 		return true, true
 	case 'f':
-		if p.i = skipLit(p.b, p.i, "false"); p.i < 0 {
+		if p.i = jsonscan.Literal(p.b, p.i, "false"); p.i < 0 {
 			return nil, false
 		}
 		return false, true
 	}
 	start := p.i
-	if p.i = skipNum(p.b, p.i); p.i < 0 {
+	if p.i = jsonscan.Number(p.b, p.i); p.i < 0 {
 		return nil, false
 	}
 	v := p.b[start:p.i]
@@ -525,230 +520,5 @@ func hex4(q []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// maxDepth is encoding/json's limit on nested objects and arrays.
-const maxDepth = 10000
-
-// validJSON reports what json.Valid(b) reports: whether b is one JSON
-// value with optional white space around it. Like json.Valid it checks the
-// grammar and the nesting depth, not the UTF-8 of strings. It is a plain
-// loop, about three times faster than encoding/json's scanner, which calls
-// a state function per byte.
-func validJSON(b []byte) bool {
-	valid, _ := scanJSON(b)
-	return valid
-}
-
-// scanJSON reports whether b is valid JSON, as validJSON, and whether it
-// is compact: without white space outside strings, so that json.Compact
-// would return it unchanged.
-func scanJSON(b []byte) (valid, compact bool) {
-	n := len(b) // bytes not white space outside strings
-	i := skipWS(b, 0, &n)
-	if i = scanValue(b, i, 0, &n); i < 0 {
-		return false, false
-	}
-	i = skipWS(b, i, &n)
-	return i == len(b), i == len(b) && n == len(b)
-}
-
-// scanValue checks the JSON value that starts at b[i], as json.Valid
-// would inside depth containers, and returns where it ends, or -1. It
-// takes the white space it skips inside the value off *n.
-func scanValue(b []byte, i, depth int, n *int) int {
-	var buf [64]byte
-	stack := buf[:0] // the open containers, '{' or '['
-	for {
-		// A value starts at i.
-		if i >= len(b) {
-			return -1
-		}
-		switch c := b[i]; c {
-		case '{', '[':
-			if depth+len(stack) == maxDepth {
-				return -1
-			}
-			stack = append(stack, c)
-			i = skipWS(b, i+1, n)
-			if i < len(b) && b[i] == c+2 { // '}' or ']'
-				stack = stack[:len(stack)-1]
-				i++
-				break
-			}
-			if c == '{' {
-				if i = skipKey(b, i, n); i < 0 {
-					return -1
-				}
-			}
-			continue
-		case '"':
-			if i = skipStr(b, i); i < 0 {
-				return -1
-			}
-		case 't':
-			if i = skipLit(b, i, "true"); i < 0 {
-				return -1
-			}
-		case 'f':
-			if i = skipLit(b, i, "false"); i < 0 {
-				return -1
-			}
-		case 'n':
-			if i = skipLit(b, i, "null"); i < 0 {
-				return -1
-			}
-		default:
-			if i = skipNum(b, i); i < 0 {
-				return -1
-			}
-		}
-		// A value ended at i: close containers until the next value.
-		for {
-			if len(stack) == 0 {
-				return i
-			}
-			if i = skipWS(b, i, n); i >= len(b) {
-				return -1
-			}
-			open := stack[len(stack)-1]
-			if b[i] == ',' {
-				i = skipWS(b, i+1, n)
-				if open == '{' {
-					if i = skipKey(b, i, n); i < 0 {
-						return -1
-					}
-				}
-				break
-			}
-			if b[i] != open+2 {
-				return -1
-			}
-			stack = stack[:len(stack)-1]
-			i++
-		}
-	}
-}
-
-// skipWS skips white space, taking what it skips off *n.
-func skipWS(b []byte, i int, n *int) int {
-	start := i
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	*n -= i - start
-	return i
-}
-
-// skipKey skips `"key" :` and the white space after it, or returns -1.
-func skipKey(b []byte, i int, n *int) int {
-	if i >= len(b) || b[i] != '"' {
-		return -1
-	}
-	if i = skipStr(b, i); i < 0 {
-		return -1
-	}
-	if i = skipWS(b, i, n); i >= len(b) || b[i] != ':' {
-		return -1
-	}
-	return skipWS(b, i+1, n)
-}
-
-// strPlain marks the bytes a string holds as they are: not the quote, not
-// the backslash, not a control character.
-var strPlain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// skipStr skips the string at b[i] == '"', or returns -1.
-func skipStr(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		// Runs of plain bytes, most of any string, one lookup a byte.
-		for i < len(b) && strPlain[b[i]] {
-			i++
-		}
-		if i >= len(b) {
-			return -1
-		}
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(b) {
-					return -1
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !isHex(h) {
-						return -1
-					}
-				}
-				i += 4
-			default:
-				return -1
-			}
-		case c < 0x20:
-			return -1
-		}
-	}
-	return -1
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func skipLit(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
-}
-
-// skipNum skips the number at b[i], or returns -1:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func skipNum(b []byte, i int) int {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = skipDigits(b, i)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		if i++; i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		i = skipDigits(b, i)
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		i = skipDigits(b, i)
-	}
-	return i
-}
-
-func skipDigits(b []byte, i int) int {
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	return i
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+// validJSON reports what json.Valid(b) reports (see [jsonscan.Valid]).
+func validJSON(b []byte) bool { return jsonscan.Valid(b) }

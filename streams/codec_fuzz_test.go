@@ -35,6 +35,13 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","datacontenttype":"application/json","data_base64":"eyJhIjoxfQ=="}`,
 		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","ext":"2026-01-01T00:00:00Z","n":2147483648}`,
 		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","dataschema":"http://x/%41","data":null}`,
+		// Data the scanner must take as json.Valid does: numbers past a
+		// float64, strings with escapes and bytes past ASCII beyond the
+		// first eight bytes, nesting past the 64 levels of its bit stack.
+		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","data":{"n":1e400,"m":-` + strings.Repeat("9", 400) + `}}`,
+		"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"urn:x\",\"type\":\"t\",\"data\":[\"0123456789\\u00e9\\n\xff\xc3\xa9\"]}",
+		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","data":` + strings.Repeat(`[{"a":`, 40) + `1` + strings.Repeat(`}]`, 40) + `}`,
+		`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","data":` + strings.Repeat(`[{"a":`, 40) + `1` + strings.Repeat(`]}`, 40) + `}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -45,6 +52,9 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		}
 		up, upErr := UpgradeV1(ev)
 		m, err := Encode("fuzz", &ev, "")
+		if errors.Is(err, errMemberName) {
+			return // an extension "Data" read as "data": no body can hold it
+		}
 		if err != nil {
 			if upErr == nil {
 				t.Fatalf("Decode(%q) succeeded, Encode failed: %v", in, err)

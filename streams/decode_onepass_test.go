@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/vrelay/vrelay/internal/jsonscan"
 )
 
 // FuzzDecodeV1Valid checks what lets Decode skip its validating pass: an
@@ -57,7 +59,7 @@ func TestDecodeRejectsInvalid(t *testing.T) {
 // TestDecodeDataDepth checks the nesting limit inside the data, which
 // lies one level inside the event's object.
 func TestDecodeDataDepth(t *testing.T) {
-	for _, depth := range []int{maxDepth - 1, maxDepth} {
+	for _, depth := range []int{jsonscan.MaxDepth - 1, jsonscan.MaxDepth} {
 		b := []byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","data":` +
 			strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`)
 		_, err := Decode(b)
@@ -114,5 +116,48 @@ func TestDecodeSharesNoBody(t *testing.T) {
 	if ev.Type() != "interned.type" || ev.Source() != "urn:interned-test" || ev.DataContentType() != "application/json" ||
 		ev.Extensions()["ext"] != "interned-ext" {
 		t.Errorf("attributes changed with the body: %s", ev.String())
+	}
+}
+
+// TestDecodeDataGrammar checks that Decode and Encode take the data json.Valid
+// takes, no more and no less, where the shared scanner has edges: numbers
+// too big for a float64 (valid JSON, which the codec carries as it is),
+// strings with escapes and bytes past ASCII after the first eight, and
+// nesting past the 64 levels the scanner keeps in a word.
+func TestDecodeDataGrammar(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+	}{
+		{"number past float64", `{"n":1e400,"m":-` + strings.Repeat("9", 400) + `}`},
+		{"long strings", "[\"0123456789\\u00e9\\n\xff\xc3\xa9\",\"0123456789abcdef\\\"\"]"},
+		{"nested 80 deep", strings.Repeat(`[{"a":`, 40) + `1` + strings.Repeat(`}]`, 40)},
+		{"nested 80 deep, closed crosswise", strings.Repeat(`[{"a":`, 40) + `1` + strings.Repeat(`]}`, 40)},
+		{"control byte after eight", "\"0123456789\x01\""},
+		{"escape cut after eight", `"0123456789\u00e"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","datacontenttype":"application/json","data":` + tt.data + `}`)
+			valid := json.Valid([]byte(tt.data))
+			ev, err := Decode(body)
+			if (err == nil) != valid {
+				t.Fatalf("Decode: error %v, want error %t (json.Valid)", err, !valid)
+			}
+			if !valid {
+				return
+			}
+			if got := string(ev.Data()); got != tt.data {
+				t.Fatalf("Decode data: got %q, want %q", got, tt.data)
+			}
+			m, err := Encode("s", &ev, "")
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			back, err := Decode(m.Data)
+			if err != nil || string(back.Data()) != tt.data {
+				t.Fatalf("Decode(Encode): got (%q, %v), want (%q, nil)", back.Data(), err, tt.data)
+			}
+		})
 	}
 }

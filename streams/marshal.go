@@ -36,7 +36,9 @@ import (
 //     the standard base64 of the bytes.
 //
 // Empty data is left out. A time outside the years 0000 to 9999, which
-// RFC 3339 cannot write, is an error. String attributes that are not valid UTF-8 get
+// RFC 3339 cannot write, is an error, and so is an extension named as one
+// of the members above (the SDK reads a member "Data" or "ID" of a body as
+// such an extension), which would stand for that member. String attributes that are not valid UTF-8 get
 // U+FFFD in place of each bad byte, as encoding/json does, so the result is
 // always valid JSON. [Decode] gives back an event whose Data() is exactly
 // ev.Data(). MarshalEvent does not modify ev.
@@ -131,6 +133,15 @@ func MarshalEvent(ev *event.Event) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// members are the names of the members MarshalEvent writes, which no
+// extension may take.
+var members = map[string]bool{
+	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
+	"datacontenttype": true, "dataschema": true, "time": true, "data": true, "data_base64": true,
+}
+
+var errMemberName = errors.New("named as a member of the structured event")
+
 // appendExtensions writes the extensions sorted by name. The SDK keeps
 // extension values as bool, int32, string, []byte, URI, URIRef or
 // Timestamp; all but the first two are written as their canonical string.
@@ -142,6 +153,11 @@ func appendExtensions(b []byte, exts map[string]any) ([]byte, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if members[name] {
+			// An extension read from "Data" or "ID": written as it is
+			// named, it would stand for the member itself.
+			return nil, fmt.Errorf("extension %q: %w", name, errMemberName)
+		}
 		b = append(b, ',')
 		b = AppendString(b, name)
 		b = append(b, ':')

@@ -306,38 +306,6 @@ var jsonSeeds = []string{
 	`{"specversion":"1.0","id":"1","source":"urn:x","type":"t","datacontenttype":"application/json","data":{"a":[1,2]},"ext":"v"}`,
 }
 
-// FuzzValidJSON checks scanJSON against json.Valid and json.Compact.
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range jsonSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		valid, compact := scanJSON(b)
-		if want := json.Valid(b); valid != want {
-			t.Fatalf("scanJSON(%q) valid: got %t, want %t (json.Valid)", b, valid, want)
-		}
-		if !valid {
-			return
-		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, b); err != nil {
-			t.Fatal(err)
-		}
-		if want := c.String() == string(b); compact != want {
-			t.Errorf("scanJSON(%q) compact: got %t, want %t (json.Compact)", b, compact, want)
-		}
-	})
-}
-
-func TestValidJSONDepth(t *testing.T) {
-	for _, depth := range []int{maxDepth, maxDepth + 1} {
-		b := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Errorf("depth %d: got %t, want %t (json.Valid)", depth, got, want)
-		}
-	}
-}
-
 // FuzzDecode checks Decode against json.Unmarshal into an event.
 func FuzzDecode(f *testing.F) {
 	for _, s := range jsonSeeds {
