@@ -470,10 +470,14 @@ func loadTLS(c TLS) (*tls.Config, error) {
 }
 
 // newTransport returns a transport for one receiver under many concurrent
-// sends: connections are kept alive and enough of them stay idle.
+// sends: connections are kept alive and enough of them stay idle. It asks
+// for no compressed answers: the sink reads at most a short snippet of an
+// answer, for an error, and an Accept-Encoding header on every request
+// would cost more than it could save.
 func newTransport(tlsCfg *tls.Config) *http.Transport {
 	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
+		DisableCompression: true,
+		Proxy:              http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   30 * time.Second,
 			KeepAlive: 30 * time.Second,

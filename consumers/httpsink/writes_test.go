@@ -70,3 +70,21 @@ func TestRequestIsOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAcceptEncoding checks that requests ask for no compressed answer:
+// the sink reads at most an error's snippet of it.
+func TestNoAcceptEncoding(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Accept-Encoding")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	s := newSink(t, httpsink.Config{URL: srv.URL})
+	if err := s.Send(t.Context(), newEvent()); err != nil {
+		t.Fatalf("Send(): got error %v, want nil", err)
+	}
+	if ae := <-got; ae != "" {
+		t.Errorf("Accept-Encoding: got %q, want none", ae)
+	}
+}
