@@ -8,14 +8,14 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 	"github.com/google/uuid"
 	"github.com/vmware/govmomi/vim25/types"
 	"github.com/vmware/govmomi/vim25/xml"
+
+	"github.com/vrelay/vrelay/producers/internal/memo"
 )
 
 // Format of the CloudEvents a source emits.
@@ -187,12 +187,11 @@ var (
 const (
 	maxCachedSources = 16
 	maxCachedTypes   = 1024
-	maxCachedLen     = 256
 )
 
 var (
-	sourceRefs = cache[sourceEntry]{max: maxCachedSources}
-	tanzuTypes = cache[string]{max: maxCachedTypes}
+	sourceRefs = memo.Table[sourceEntry]{Max: maxCachedSources}
+	tanzuTypes = memo.Table[string]{Max: maxCachedTypes}
 )
 
 type sourceEntry struct {
@@ -204,7 +203,7 @@ type sourceEntry struct {
 // reference, or an error for a blank or unparsable s (what the SDK's
 // SetSource and Validate report).
 func sourceRef(s string) (cetypes.URIRef, error) {
-	en := sourceRefs.get(s, func(s string) sourceEntry {
+	en := sourceRefs.Get(s, func(s string) sourceEntry {
 		if strings.TrimSpace(s) == "" {
 			return sourceEntry{err: errors.New("source: REQUIRED")}
 		}
@@ -219,44 +218,7 @@ func sourceRef(s string) (cetypes.URIRef, error) {
 
 // tanzuType is the Tanzu CloudEvent type of the event type name.
 func tanzuType(name string) string {
-	return tanzuTypes.get(name, func(name string) string { return tanzuTypePrefix + name + tanzuTypeSuffix })
-}
-
-// cache keeps what a function computes of a string, for at most max
-// strings of at most maxCachedLen bytes: the first ones seen. Reads take no
-// lock; each new entry copies the map, which happens at most max times.
-type cache[T any] struct {
-	m   atomic.Pointer[map[string]T]
-	mu  sync.Mutex
-	max int
-}
-
-func (c *cache[T]) get(key string, compute func(string) T) T {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[key]; ok {
-			return v
-		}
-	}
-	v := compute(key)
-	if len(key) > maxCachedLen {
-		return v
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old == nil {
-		old = new(map[string]T)
-	}
-	if len(*old) >= c.max {
-		return v
-	}
-	m := make(map[string]T, len(*old)+1)
-	for k, e := range *old {
-		m[k] = e
-	}
-	m[key] = v
-	c.m.Store(&m)
-	return v
+	return tanzuTypes.Get(name, func(name string) string { return tanzuTypePrefix + name + tanzuTypeSuffix })
 }
 
 // routerID is a name-based (SHA-1) UUID, so the same event from the same

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vrelay/vrelay/producers/internal/memo"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -127,7 +128,7 @@ func TestConvertSourceCacheFull(t *testing.T) {
 			}
 		}
 	}
-	long := "https://vc.example.com/" + strings.Repeat("a", maxCachedLen) + "/sdk"
+	long := "https://vc.example.com/" + strings.Repeat("a", memo.MaxKeyLen) + "/sdk"
 	ev, err := (&Converter{Source: long}).Convert(be)
 	if err != nil || ev.Source() != long {
 		t.Fatalf("long source: got %q, %v", ev.Source(), err)
