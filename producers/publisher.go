@@ -106,6 +106,8 @@ type JetStreamPublisher struct {
 	// subjects keeps the subject of each token seen first; a source
 	// publishes a few hundred event types.
 	subjects memo.Table[string]
+	// pubOpts are the options of every PublishMsgAsync, made once.
+	pubOpts []jetstream.PublishOpt
 }
 
 // maxSubjects bounds the subjects a publisher keeps.
@@ -122,6 +124,7 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 	}
 	return &JetStreamPublisher{
 		subjects:    memo.Table[string]{Max: maxSubjects},
+		pubOpts:     []jetstream.PublishOpt{jetstream.WithExpectStream(streams.EventStream)},
 		js:          js,
 		scope:       scope,
 		log:         o.log.With("provider", scope.Provider, "source", scope.Source),
@@ -178,7 +181,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 		storageFailing := p.storage.Failing()
 		var sendErr error
 		for i, m := range pending {
-			f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(streams.EventStream))
+			f, err := p.js.PublishMsgAsync(m, p.pubOpts...)
 			if err != nil {
 				sendErr = err
 			}

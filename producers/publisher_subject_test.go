@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrelay/vrelay/internal/natstest"
 	"github.com/vrelay/vrelay/producers"
@@ -66,5 +69,29 @@ func TestPublishTrustedJSON(t *testing.T) {
 	}
 	if !bytes.Equal(bodies[1], want) {
 		t.Errorf("trusted record stored as %s, want %s", bodies[1], want)
+	}
+}
+
+// TestPublishExpectsEventStream: every message names the event stream it
+// must land in, so a subject another stream captures is refused, not
+// stored there.
+func TestPublishExpectsEventStream(t *testing.T) {
+	_, js := natstest.Run(t)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"elsewhere.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := producers.NewPublisher(js, producers.Scope{Root: "elsewhere", Provider: "vcenter", Source: "vc01"},
+		producers.WithPublishRetry(1, time.Millisecond))
+	for range 2 { // the second time with the options made once
+		if err := pub.Publish(t.Context(), producers.Record{Event: newEvent(1), MsgID: "u:1", Token: "T"}); err == nil {
+			t.Fatal("got no error publishing to a subject of another stream")
+		}
+	}
+	s, err := js.Stream(t.Context(), "OTHER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 0 {
+		t.Errorf("OTHER holds %d messages, want 0", n)
 	}
 }
