@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vrelay/vrelay/internal/backoff"
+	"github.com/vrelay/vrelay/producers/internal/memo"
 	"github.com/vrelay/vrelay/streams"
 )
 
@@ -44,6 +45,12 @@ type Record struct {
 	// uses the vSphere event type (`VmPoweredOnEvent`), Horizon its event
 	// type as Horizon spells it (`VLSI_USERLOGGEDIN_REST`).
 	Token string
+	// TrustedJSON says that the event's data, when its content type says
+	// JSON, is valid JSON that vrelay marshalled itself (the vCenter
+	// converter's): it is published without being scanned again (see
+	// streams.EncodeTrusted). Never set it for data from outside, such as
+	// a webhook request's.
+	TrustedJSON bool
 }
 
 // Records wraps events in records with the default MsgID and Token.
@@ -96,7 +103,15 @@ type JetStreamPublisher struct {
 	maxAttempts int
 	retryWait   time.Duration
 	storage     *streams.StorageHealth
+	// subjects keeps the subject of each token seen first; a source
+	// publishes a few hundred event types.
+	subjects memo.Table[string]
+	// pubOpts are the options of every PublishMsgAsync, made once.
+	pubOpts []jetstream.PublishOpt
 }
+
+// maxSubjects bounds the subjects a publisher keeps.
+const maxSubjects = 1024
 
 // NewPublisher returns a publisher of the source named in scope. js should
 // have been created with jetstream.WithPublishAsyncTimeout, so that an ack
@@ -108,6 +123,8 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 		scope.Root = streams.DefaultRoot
 	}
 	return &JetStreamPublisher{
+		subjects:    memo.Table[string]{Max: maxSubjects},
+		pubOpts:     []jetstream.PublishOpt{jetstream.WithExpectStream(streams.EventStream)},
 		js:          js,
 		scope:       scope,
 		log:         o.log.With("provider", scope.Provider, "source", scope.Source),
@@ -120,7 +137,9 @@ func NewPublisher(js jetstream.JetStream, scope Scope, opts ...Option) *JetStrea
 
 // Subject returns the subject rec is published on.
 func (p *JetStreamPublisher) Subject(rec *Record) string {
-	return streams.Subject(p.scope.Root, p.scope.Provider, p.scope.Source, rec.token())
+	return p.subjects.Get(rec.token(), func(token string) string {
+		return streams.Subject(p.scope.Root, p.scope.Provider, p.scope.Source, token)
+	})
 }
 
 // Publish implements [Publisher]. Every record is encoded before the first
@@ -137,7 +156,11 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 	maxPayload := p.js.Conn().MaxPayload()
 	for i := range recs {
 		rec := &recs[i]
-		m, err := streams.Encode(p.Subject(rec), &rec.Event, rec.msgID())
+		encode := streams.Encode
+		if rec.TrustedJSON {
+			encode = streams.EncodeTrusted
+		}
+		m, err := encode(p.Subject(rec), &rec.Event, rec.msgID())
 		if err != nil {
 			return &EventError{Index: i, ID: rec.Event.ID(), Err: err}
 		}
@@ -158,7 +181,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, recs ...Record) error 
 		storageFailing := p.storage.Failing()
 		var sendErr error
 		for i, m := range pending {
-			f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(streams.EventStream))
+			f, err := p.js.PublishMsgAsync(m, p.pubOpts...)
 			if err != nil {
 				sendErr = err
 			}

@@ -47,25 +47,7 @@ func MsgID(ev *event.Event) string { return ev.Source() + ":" + ev.ID() }
 // (MsgID(ev) when empty). It fails where MarshalEvent fails: on data that
 // claims to be JSON but is not, or a time RFC 3339 cannot write.
 func Encode(subject string, ev *event.Event, msgID string) (*nats.Msg, error) {
-	body, err := MarshalEvent(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode cloudevent %q: %w", ev.ID(), err)
-	}
-	if msgID == "" {
-		msgID = MsgID(ev)
-	}
-	h := make(nats.Header, 6)
-	// Assign directly: the keys are already canonical, and Set would
-	// canonicalise each one again.
-	h[HeaderMsgID] = []string{msgID}
-	h[HeaderType] = []string{ev.Type()}
-	h[HeaderSource] = []string{ev.Source()}
-	h[HeaderID] = []string{ev.ID()}
-	if s := ev.Subject(); s != "" {
-		h[HeaderSubject] = []string{s}
-	}
-	h[HeaderContentType] = []string{ContentType}
-	return &nats.Msg{Subject: subject, Header: h, Data: body}, nil
+	return encode(subject, ev, msgID, false)
 }
 
 // Decode parses the structured-mode CloudEvent in a message body. The

@@ -2,15 +2,20 @@ package vcenter
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
 	"github.com/google/uuid"
 	"github.com/vmware/govmomi/vim25/types"
 	"github.com/vmware/govmomi/vim25/xml"
+
+	"github.com/vrelay/vrelay/producers/internal/memo"
 )
 
 // Format of the CloudEvents a source emits.
@@ -77,37 +82,52 @@ type Converter struct {
 // produce the same event). It fails for a nil event, an unknown format or
 // encoding, data that cannot be encoded, or an invalid result (an empty
 // Source).
+//
+// The event is built in place rather than with the SDK's setters, which
+// parse the source URL and validate every attribute again for each event:
+// the parsed source is kept per source string (see sourceRef), and what
+// Convert sets itself is valid by construction, so the SDK's Validate runs
+// only when Enrich may have added something.
 func (c *Converter) Convert(be types.BaseEvent) (event.Event, error) {
 	if isNilEvent(be) || be.GetEvent() == nil {
 		return event.Event{}, fmt.Errorf("convert event: %w", errNilEvent)
 	}
 	e := be.GetEvent()
 	name, class := EventType(be)
-
-	ev := event.New()
-	ev.SetSource(c.Source)
-	ev.SetTime(e.CreatedTime)
 	key := strconv.FormatInt(int64(e.Key), 10)
+	src, err := sourceRef(c.Source)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("convert event %s: %w", key, err)
+	}
+
+	// One allocation for the context and what its pointers point at.
+	ce := &convertedContext{}
+	ec := &ce.ec
+	ec.Source = src
+	if !e.CreatedTime.IsZero() { // as SetTime: a zero time is no time
+		ce.time.Time = e.CreatedTime
+		ec.Time = &ce.time
+	}
 	switch c.Format {
 	case "", FormatTanzu:
-		ev.SetID(key)
-		ev.SetType(tanzuTypePrefix + name + tanzuTypeSuffix)
-		ev.SetExtension(extEventClass, class)
+		ec.ID = key
+		ec.Type = tanzuType(name)
+		ec.Extensions = make(map[string]any, 2)
+		ec.Extensions[extEventClass] = classValue(class)
 		if c.APIVersion != "" {
-			ev.SetExtension(extAPIVersion, c.APIVersion)
+			ec.Extensions[extAPIVersion] = c.APIVersion
 		}
 	case FormatRouter:
-		ev.SetID(routerID(c.Source, c.InstanceUUID, key))
-		ev.SetType(routerTypePrefix + class)
-		ev.SetSubject(name)
+		ec.ID = routerID(c.Source, c.InstanceUUID, key)
+		ec.Type = routerTypePrefix + class
+		if err := ec.SetSubject(name); err != nil {
+			return event.Event{}, fmt.Errorf("convert event %s: subject: %w", key, err)
+		}
 	default:
 		return event.Event{}, fmt.Errorf("convert event %s: unknown format %q", key, c.Format)
 	}
 
-	var (
-		data []byte
-		err  error
-	)
+	var data []byte
 	enc := c.Encoding
 	switch enc {
 	case "", EncodingJSON:
@@ -121,18 +141,84 @@ func (c *Converter) Convert(be types.BaseEvent) (event.Event, error) {
 	if err != nil {
 		return event.Event{}, fmt.Errorf("convert event %s: %w", key, err)
 	}
-	// Not SetData: given []byte it would mark the data base64.
-	ev.SetDataContentType(enc)
-	ev.DataEncoded = data
-	ev.DataBase64 = false
+	ce.contentType = enc
+	ec.DataContentType = &ce.contentType
+	// Data as bytes, not base64 (SetData given []byte would mark it so).
+	ev := event.Event{Context: ec, DataEncoded: data}
 	if c.Enrich != nil {
 		c.Enrich(be, &ev)
-	}
-
-	if err := ev.Validate(); err != nil {
-		return event.Event{}, fmt.Errorf("convert event %s: %w", key, err)
+		if err := ev.Validate(); err != nil {
+			return event.Event{}, fmt.Errorf("convert event %s: %w", key, err)
+		}
 	}
 	return ev, nil
+}
+
+// convertedContext is the context of a converted event together with the
+// values its pointer fields point at, allocated at once.
+type convertedContext struct {
+	ec          event.EventContextV1
+	time        cetypes.Timestamp
+	contentType string
+}
+
+// classValue returns the eventclass extension value, boxed once.
+func classValue(class string) any {
+	switch class {
+	case classEvent:
+		return classEventValue
+	case classEventEx:
+		return classEventExValue
+	case classExtendedEvent:
+		return classExtendedEventValue
+	}
+	return class
+}
+
+var (
+	classEventValue         any = classEvent
+	classEventExValue       any = classEventEx
+	classExtendedEventValue any = classExtendedEvent
+)
+
+// maxCached bounds each conversion cache: the first values seen are kept,
+// later ones are computed each time. A source sees one source string and a
+// few hundred event types.
+const (
+	maxCachedSources = 16
+	maxCachedTypes   = 1024
+)
+
+var (
+	sourceRefs = memo.Table[sourceEntry]{Max: maxCachedSources}
+	tanzuTypes = memo.Table[string]{Max: maxCachedTypes}
+)
+
+type sourceEntry struct {
+	ref cetypes.URIRef
+	err error
+}
+
+// sourceRef returns the CloudEvent source for s: s parsed as a URI
+// reference, or an error for a blank or unparsable s (what the SDK's
+// SetSource and Validate report).
+func sourceRef(s string) (cetypes.URIRef, error) {
+	en := sourceRefs.Get(s, func(s string) sourceEntry {
+		if strings.TrimSpace(s) == "" {
+			return sourceEntry{err: errors.New("source: REQUIRED")}
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return sourceEntry{err: fmt.Errorf("source: %w", err)}
+		}
+		return sourceEntry{ref: cetypes.URIRef{URL: *u}}
+	})
+	return en.ref, en.err
+}
+
+// tanzuType is the Tanzu CloudEvent type of the event type name.
+func tanzuType(name string) string {
+	return tanzuTypes.Get(name, func(name string) string { return tanzuTypePrefix + name + tanzuTypeSuffix })
 }
 
 // routerID is a name-based (SHA-1) UUID, so the same event from the same

@@ -1,0 +1,4 @@
+package producers
+
+// MaxSubjects is the number of subjects a publisher keeps.
+const MaxSubjects = maxSubjects
