@@ -40,12 +40,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if os.Getenv(simChildEnv) != "" {
-		// A child serving the simulator of the split vCenter run.
-		if err := serveSim(ctx, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "vrelay-bench simulator:", err)
-			os.Exit(1)
-		}
+	if serveChild(ctx) {
 		return
 	}
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -55,6 +50,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vrelay-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// serveChild serves as one of the split vCenter run's children, the
+// simulator or the minimal reader, when the environment says so, and then
+// exits; it returns false when this process is not a child. The test
+// binary calls it too, as the split run starts its own executable.
+func serveChild(ctx context.Context) bool {
+	serve, name := serveSim, "simulator"
+	switch {
+	case os.Getenv(simChildEnv) != "":
+	case os.Getenv(readerChildEnv) != "":
+		serve, name = serveReader, "reader"
+	default:
+		return false
+	}
+	if err := serve(ctx, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "vrelay-bench %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+	return true
 }
 
 // scenarios in the order they run.

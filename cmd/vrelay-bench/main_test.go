@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,16 +39,10 @@ func parseLines(t *testing.T, out string) map[string]float64 {
 	return got
 }
 
-// TestMain lets the test binary serve the simulator of the split vCenter
-// run, which starts this executable as its child.
+// TestMain lets the test binary serve the children of the split vCenter
+// run (the simulator and the minimal reader), which start this executable.
 func TestMain(m *testing.M) {
-	if os.Getenv(simChildEnv) != "" {
-		if err := serveSim(context.Background(), os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "simulator child:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	serveChild(context.Background())
 	os.Exit(m.Run())
 }
 
@@ -120,6 +113,8 @@ PASS
 		"webhook_events_per_s", "webhook_vs_baseline", "webhook_batch_events_per_s",
 		"vcenter_events_per_s", "vcenter_lost", "vcenter_idle_p50_ms", "vcenter_cpu_us_per_event",
 		"vcenter_vs_ceiling", "vcenter_split_lost", "vcenter_ingest_cpu_us_per_event", "vcenter_route_cpu_us_per_event",
+		"vcenter_split_ceiling_events_per_s", "vcenter_split_post_only_events_per_s", "vcenter_ingest_one_core_events_per_s",
+		"pipeline_vs_relay_cpu", "pipeline_vs_relay_p99", "filter_data_key_ns_per_event", "filter_data_arguments_ns_per_event",
 		"vcenter_idle_p99_ms", "slowsink16_events_per_s", "slowsink256_events_per_s",
 		"filter_ns_per_event", "go_streams_Encode", "go_flowtest_StreamToSink_events_s", "make_bench_wall_s",
 	} {
