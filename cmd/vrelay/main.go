@@ -108,6 +108,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vrelay: -role %q is not one of all, producers, consumers\n", *role)
 		return 2
 	}
+	tuneGC(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := runVrelay(ctx, *configPath, *role, log); err != nil {
