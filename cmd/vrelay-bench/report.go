@@ -238,7 +238,7 @@ const (
 // historyFigures are the columns of the history table.
 var historyFigures = []string{
 	"pipeline_vs_relay", "pipeline_vs_relay_cpu", "pipeline_cpu_us_per_event", "filter_data_ns_per_event",
-	"webhook_vs_baseline", "vcenter_cpu_us_per_event",
+	"webhook_vs_baseline", "vcenter_cpu_us_per_event", "vcenter_ingest_cpu_us_per_event",
 }
 
 // updateHistory adds res to the history table of the markdown s, if s has
