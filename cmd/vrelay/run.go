@@ -258,11 +258,35 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg streams.Con
 }
 
 func retryableEnsure(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoServers) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse)
+		errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return true
+	}
+	// A cluster that is forming, or restarting a node, places no
+	// replicated stream until every peer it needs is back ("no suitable
+	// peers for placement, peer offline"), or answers that JetStream is
+	// temporarily unavailable. Too few servers for the replicas asked
+	// ("insufficient resources") is a configuration error: no retry.
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeClusterNoPeers:
+			return strings.Contains(apiErr.Description, "offline")
+		case errCodeClusterNotAvailable:
+			return true
+		}
+	}
+	return false
 }
+
+// JetStream API error codes that nats.go does not name (nats-server's
+// JSClusterNoPeersErrF and JSClusterNotAvailErr).
+const (
+	errCodeClusterNoPeers      jetstream.ErrorCode = 10005
+	errCodeClusterNotAvailable jetstream.ErrorCode = 10008
+)
 
 // readiness answers /readyz: started, connected, JetStream answering, and
 // its storage taking writes.
