@@ -442,10 +442,11 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	filterSrc := fs.String("filter", "", "print only the events this filter `EXPR`ession matches")
 	asJSON := fs.Bool("json", false, "print each event's stored CloudEvent JSON")
 	colorMode := fs.String("color", "auto", "colour lines: auto (on a terminal without NO_COLOR), always or never")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() > 1 {
+	if len(rest) > 1 {
 		fmt.Fprint(stderr, tailUsage)
 		return 2
 	}
@@ -479,8 +480,8 @@ func cmdTail(args []string, stdout, stderr io.Writer) int {
 	}
 	defer conn.close()
 	subject := conn.root + ".>"
-	if fs.NArg() == 1 {
-		subject = fs.Arg(0)
+	if len(rest) == 1 {
+		subject = rest[0]
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if *since > 0 {

@@ -116,6 +116,12 @@ func TestTailFilter(t *testing.T) {
 		t.Errorf("tail -filter: code %d, stderr %q, output\n%s\nwant 0 and\n%s", code, errOut, out, want)
 	}
 
+	// The subject may come before the flags, as with the other commands.
+	code, out, errOut = runCLI("tail", "vmware.horizon.>", "-server", url, "-since", "1h", "-n", "2")
+	if code != 0 || out != want {
+		t.Errorf("tail SUBJECT -flags: code %d, stderr %q, output\n%s\nwant 0 and\n%s", code, errOut, out, want)
+	}
+
 	// -json with a filter prints the matching events as stored.
 	code, out, _ = runCLI("tail", "-server", url, "-since", "1h", "-n", "1", "-json", "-filter", `data.Vm.Name == "test-01"`)
 	if code != 0 || out != stored[1]+"\n" {
